@@ -1,0 +1,214 @@
+"""Command-line arguments: the original's three dataclasses (+ HF TrainingArguments), with help on every field.
+
+`get_args()` returns (model_args, data_args, training_args, qa_args) as the original did. Old spellings that
+transformers removed (`--evaluation_strategy`) are translated with a warning. `save_args()` writes the resolved
+arguments into the output directory, where search.py reads the hyper-parameters of each run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser, TrainingArguments
+
+logger = logging.getLogger(__name__)
+
+FAMILIES = ("superglue", "glue", "ner", "srl", "qa")  # must equal tasks.registry.FAMILIES (checked in a test)
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        metadata={"help": "Path to a local pretrained model directory or a Hub id (e.g. roberta-large)."}
+    )
+    config_name: str | None = field(default=None, metadata={"help": "Config name/path if not the model's."})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer name/path if not the model's."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models are cached."})
+    use_fast_tokenizer: bool = field(default=True, metadata={"help": "Use a fast (Rust) tokenizer."})
+    model_revision: str = field(default="main", metadata={"help": "Model version: branch, tag or commit id."})
+    use_auth_token: bool = field(
+        default=False, metadata={"help": "Deprecated in transformers; log in with `hf auth login` instead."}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow custom modelling code from the model repo. Off unless you trust it."}
+    )
+    prefix: bool = field(default=False, metadata={"help": "P-tuning v2: deep prompts (key/value prefixes) in every layer."})
+    prompt: bool = field(
+        default=False, metadata={"help": "Shallow prompt tuning baseline (Lester et al.): prompts at the input only."}
+    )
+    pre_seq_len: int = field(default=4, metadata={"help": "Prefix / prompt length P."})
+    prefix_projection: bool = field(
+        default=False, metadata={"help": "Reparameterise the prefix with a 2-layer tanh MLP (prefix-tuning style)."}
+    )
+    prefix_hidden_size: int = field(default=512, metadata={"help": "Hidden size of the --prefix_projection MLP."})
+    hidden_dropout_prob: float = field(
+        default=0.1,
+        metadata={"help": "Dropout on the prefix and before the head; as in the original it also sets the backbone's."},
+    )
+    shift_positions: bool = field(
+        default=True,
+        metadata={
+            "help": "Run real tokens at absolute positions P..P+T-1 as the original (transformers 4.11) did, so its "
+            "hyper-parameters transfer. `--shift_positions False` uses positions 0..T-1."
+        },
+    )
+    prefix_layers: str | None = field(
+        default=None,
+        metadata={
+            "help": "Prompt depth ablation: layers that get a prefix, e.g. '0-5' or '18,19,20,21,22,23' (0-based). "
+            "Default: every layer."
+        },
+    )
+    attn_implementation: str = field(
+        default="sdpa", metadata={"help": "Backbone attention kernel: 'sdpa' or 'eager' (DeBERTa is always eager)."}
+    )
+
+    def __post_init__(self):
+        if self.prefix and self.prompt:
+            raise ValueError("--prefix and --prompt are exclusive: pick P-tuning v2 (--prefix) or prompt tuning.")
+        if (self.prefix or self.prompt) and self.pre_seq_len < 1:
+            raise ValueError(f"--pre_seq_len must be >= 1 with --prefix/--prompt, got {self.pre_seq_len}.")
+        if not 0.0 <= self.hidden_dropout_prob < 1.0:
+            raise ValueError(f"--hidden_dropout_prob must be in [0, 1), got {self.hidden_dropout_prob}.")
+        if self.prefix_layers is not None and not self.prefix:
+            raise ValueError("--prefix_layers only applies to --prefix (P-tuning v2).")
+        if self.attn_implementation not in ("sdpa", "eager"):
+            raise ValueError(f"--attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}.")
+
+    @property
+    def method(self) -> str:
+        """'prefix', 'prompt' or 'finetune'."""
+        return "prefix" if self.prefix else "prompt" if self.prompt else "finetune"
+
+
+@dataclass
+class DataTrainingArguments:
+    task_name: str = field(metadata={"help": f"Task family, one of: {', '.join(FAMILIES)}."})
+    dataset_name: str = field(
+        metadata={"help": "Dataset of the family, e.g. rte, boolq, conll2003, squad (see README for all)."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Unused; kept for old scripts."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Local data in the official layout, e.g. path/to/SuperGLUE holding RTE/{train,val,test}.jsonl. "
+            "Without it (and without --*_file) the Hub is used."
+        },
+    )
+    train_file: str | None = field(default=None, metadata={"help": "Explicit training file (overrides --data_dir)."})
+    validation_file: str | None = field(default=None, metadata={"help": "Explicit validation file."})
+    test_file: str | None = field(default=None, metadata={"help": "Explicit test file."})
+    max_seq_length: int = field(default=128, metadata={"help": "Max tokens per input after tokenisation."})
+    doc_stride: int = field(default=128, metadata={"help": "QA: overlap between windows of a long context."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenise instead of using the cache."})
+    pad_to_max_length: bool = field(
+        default=True, metadata={"help": "Pad to max_seq_length (else pad each batch dynamically)."}
+    )
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set (examples)."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Truncate the test set (examples)."})
+    template_id: int = field(default=0, metadata={"help": "Input template for WiC/WSC (0 or 1, see README)."})
+
+    def __post_init__(self):
+        if self.task_name not in FAMILIES:
+            raise ValueError(f"unknown --task_name {self.task_name!r}; choose one of: {', '.join(FAMILIES)}")
+        if self.max_seq_length < 8:
+            raise ValueError(f"--max_seq_length must be >= 8, got {self.max_seq_length}.")
+        if self.template_id not in (0, 1):
+            raise ValueError(f"--template_id must be 0 or 1, got {self.template_id}.")
+        if self.task_name == "qa" and self.doc_stride >= self.max_seq_length:
+            raise ValueError(f"--doc_stride ({self.doc_stride}) must be smaller than --max_seq_length.")
+        for name in ("data_dir", "train_file", "validation_file", "test_file"):
+            path = getattr(self, name)
+            if path is not None and not os.path.exists(path):
+                raise FileNotFoundError(f"--{name} {path!r} does not exist.")
+
+
+@dataclass
+class QuestionAnsweringArguments:
+    n_best_size: int = field(default=20, metadata={"help": "Start/end candidates kept per window."})
+    max_answer_length: int = field(default=30, metadata={"help": "Longest answer span in tokens."})
+    version_2_with_negative: bool = field(
+        default=False, metadata={"help": "Allow 'no answer' (SQuAD 2.0). Implied by --dataset_name squad_v2."}
+    )
+    null_score_diff_threshold: float = field(
+        default=0.0, metadata={"help": "Predict no answer when null score - best span score exceeds this."}
+    )
+
+
+@dataclass
+class PTuningTrainingArguments(TrainingArguments):
+    """HF TrainingArguments plus the original's knobs that transformers no longer has."""
+
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Allow writing into a non-empty output_dir (else it is refused)."}
+    )
+    lr_schedule: str = field(
+        default="auto",
+        metadata={
+            "help": "'auto' = the original's per family (linear decay for SuperGLUE/GLUE, x--lr_decay per epoch "
+            "with no warmup for NER/SRL/QA); 'linear'; 'exponential'; 'hf' = use --lr_scheduler_type as given."
+        },
+    )
+    lr_decay: float = field(default=0.95, metadata={"help": "Per-epoch factor of the exponential schedule."})
+
+    def __post_init__(self):
+        if self.lr_schedule not in ("auto", "linear", "exponential", "hf"):
+            raise ValueError(f"--lr_schedule must be auto, linear, exponential or hf, got {self.lr_schedule!r}.")
+        super().__post_init__()
+
+
+# Spellings of old transformers releases that the original's scripts use -> today's name.
+RENAMED_FLAGS = {"--evaluation_strategy": "--eval_strategy", "--no_cuda": "--use_cpu"}
+
+
+def _translate_old_flags(argv: list[str]) -> list[str]:
+    out = []
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        if name in RENAMED_FLAGS:
+            logger.warning("%s was renamed %s in transformers; translating.", name, RENAMED_FLAGS[name])
+            arg = RENAMED_FLAGS[name] + eq + value
+        out.append(arg)
+    return out
+
+
+def build_parser() -> HfArgumentParser:
+    return HfArgumentParser(
+        (ModelArguments, DataTrainingArguments, PTuningTrainingArguments, QuestionAnsweringArguments)
+    )
+
+
+def get_args(argv: list[str] | None = None):
+    """Parse argv (default sys.argv[1:]); unknown flags are one clear error naming them."""
+    argv = _translate_old_flags(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    model_args, data_args, training_args, qa_args, unknown = parser.parse_args_into_dataclasses(
+        args=argv, return_remaining_strings=True
+    )
+    if unknown:
+        parser.error(f"unrecognised arguments: {' '.join(unknown)} (see `python run.py --help`)")
+    if data_args.dataset_name == "squad_v2":
+        qa_args.version_2_with_negative = True
+    return model_args, data_args, training_args, qa_args
+
+
+def save_args(output_dir: str, model_args, data_args, training_args, qa_args) -> str:
+    """Write the resolved arguments as JSON (args.json) next to the results; returns the path."""
+    payload = {
+        "model_args": dataclasses.asdict(model_args),
+        "data_args": dataclasses.asdict(data_args),
+        "training_args": training_args.to_dict(),
+        "qa_args": dataclasses.asdict(qa_args),
+    }
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, "args.json")
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2, default=str)
+    return path
