@@ -27,7 +27,9 @@ class ModelArguments:
         metadata={"help": "Path to a local pretrained model directory or a Hub id (e.g. roberta-large)."}
     )
     config_name: str | None = field(default=None, metadata={"help": "Config name/path if not the model's."})
-    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer name/path if not the model's."})
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "Tokenizer name/path if not the model's."}
+    )
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models are cached."})
     use_fast_tokenizer: bool = field(default=True, metadata={"help": "Use a fast (Rust) tokenizer."})
     model_revision: str = field(default="main", metadata={"help": "Model version: branch, tag or commit id."})
@@ -35,20 +37,29 @@ class ModelArguments:
         default=False, metadata={"help": "Deprecated in transformers; log in with `hf auth login` instead."}
     )
     trust_remote_code: bool = field(
-        default=False, metadata={"help": "Allow custom modelling code from the model repo. Off unless you trust it."}
+        default=False,
+        metadata={"help": "Allow custom modelling code from the model repo. Off unless you trust it."},
     )
-    prefix: bool = field(default=False, metadata={"help": "P-tuning v2: deep prompts (key/value prefixes) in every layer."})
+    prefix: bool = field(
+        default=False, metadata={"help": "P-tuning v2: deep prompts (key/value prefixes) in every layer."}
+    )
     prompt: bool = field(
-        default=False, metadata={"help": "Shallow prompt tuning baseline (Lester et al.): prompts at the input only."}
+        default=False,
+        metadata={"help": "Shallow prompt tuning baseline (Lester et al.): prompts at the input only."},
     )
     pre_seq_len: int = field(default=4, metadata={"help": "Prefix / prompt length P."})
     prefix_projection: bool = field(
-        default=False, metadata={"help": "Reparameterise the prefix with a 2-layer tanh MLP (prefix-tuning style)."}
+        default=False,
+        metadata={"help": "Reparameterise the prefix with a 2-layer tanh MLP (prefix-tuning style)."},
     )
-    prefix_hidden_size: int = field(default=512, metadata={"help": "Hidden size of the --prefix_projection MLP."})
+    prefix_hidden_size: int = field(
+        default=512, metadata={"help": "Hidden size of the --prefix_projection MLP."}
+    )
     hidden_dropout_prob: float = field(
         default=0.1,
-        metadata={"help": "Dropout on the prefix and before the head; as in the original it also sets the backbone's."},
+        metadata={
+            "help": "Dropout on the prefix and before the head; as in the original it also sets the backbone's."
+        },
     )
     shift_positions: bool = field(
         default=True,
@@ -65,12 +76,15 @@ class ModelArguments:
         },
     )
     attn_implementation: str = field(
-        default="sdpa", metadata={"help": "Backbone attention kernel: 'sdpa' or 'eager' (DeBERTa is always eager)."}
+        default="sdpa",
+        metadata={"help": "Backbone attention kernel: 'sdpa' or 'eager' (DeBERTa is always eager)."},
     )
 
     def __post_init__(self):
         if self.prefix and self.prompt:
-            raise ValueError("--prefix and --prompt are exclusive: pick P-tuning v2 (--prefix) or prompt tuning.")
+            raise ValueError(
+                "--prefix and --prompt are exclusive: pick P-tuning v2 (--prefix) or prompt tuning."
+            )
         if (self.prefix or self.prompt) and self.pre_seq_len < 1:
             raise ValueError(f"--pre_seq_len must be >= 1 with --prefix/--prompt, got {self.pre_seq_len}.")
         if not 0.0 <= self.hidden_dropout_prob < 1.0:
@@ -78,7 +92,9 @@ class ModelArguments:
         if self.prefix_layers is not None and not self.prefix:
             raise ValueError("--prefix_layers only applies to --prefix (P-tuning v2).")
         if self.attn_implementation not in ("sdpa", "eager"):
-            raise ValueError(f"--attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}.")
+            raise ValueError(
+                f"--attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}."
+            )
 
     @property
     def method(self) -> str:
@@ -100,7 +116,9 @@ class DataTrainingArguments:
             "Without it (and without --*_file) the Hub is used."
         },
     )
-    train_file: str | None = field(default=None, metadata={"help": "Explicit training file (overrides --data_dir)."})
+    train_file: str | None = field(
+        default=None, metadata={"help": "Explicit training file (overrides --data_dir)."}
+    )
     validation_file: str | None = field(default=None, metadata={"help": "Explicit validation file."})
     test_file: str | None = field(default=None, metadata={"help": "Explicit test file."})
     max_seq_length: int = field(default=128, metadata={"help": "Max tokens per input after tokenisation."})
@@ -109,10 +127,18 @@ class DataTrainingArguments:
     pad_to_max_length: bool = field(
         default=True, metadata={"help": "Pad to max_seq_length (else pad each batch dynamically)."}
     )
-    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set (examples)."})
-    max_predict_samples: int | None = field(default=None, metadata={"help": "Truncate the test set (examples)."})
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for tokenisation."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the training set (debugging)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the validation set (examples)."}
+    )
+    max_predict_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the test set (examples)."}
+    )
     template_id: int = field(default=0, metadata={"help": "Input template for WiC/WSC (0 or 1, see README)."})
 
     def __post_init__(self):
@@ -160,7 +186,9 @@ class PTuningTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         if self.lr_schedule not in ("auto", "linear", "exponential", "hf"):
-            raise ValueError(f"--lr_schedule must be auto, linear, exponential or hf, got {self.lr_schedule!r}.")
+            raise ValueError(
+                f"--lr_schedule must be auto, linear, exponential or hf, got {self.lr_schedule!r}."
+            )
         super().__post_init__()
 
 

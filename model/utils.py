@@ -1,6 +1,15 @@
 """Entry point kept from the original: `from model.utils import get_model, TaskType`."""
 
+from __future__ import annotations
+
+import logging
 from enum import Enum
+
+from transformers import AutoModel
+
+from model.backbones import get_backbone
+
+logger = logging.getLogger(__name__)
 
 
 class TaskType(Enum):
@@ -8,3 +17,68 @@ class TaskType(Enum):
     SEQUENCE_CLASSIFICATION = 2
     QUESTION_ANSWERING = 3
     MULTIPLE_CHOICE = 4
+
+
+def head_class(task_type: TaskType):
+    from model import heads
+
+    return {
+        TaskType.SEQUENCE_CLASSIFICATION: heads.PTuningForSequenceClassification,
+        TaskType.MULTIPLE_CHOICE: heads.PTuningForMultipleChoice,
+        TaskType.TOKEN_CLASSIFICATION: heads.PTuningForTokenClassification,
+        TaskType.QUESTION_ANSWERING: heads.PTuningForQuestionAnswering,
+    }[task_type]
+
+
+def needs_pooler(config, task_type: TaskType) -> bool:
+    return get_backbone(config).pooler == "backbone" and task_type in (
+        TaskType.SEQUENCE_CLASSIFICATION,
+        TaskType.MULTIPLE_CHOICE,
+    )
+
+
+def build_model(backbone, model_args, task_type: TaskType):
+    """Wrap an already built backbone (AutoModel) with the method and head that `model_args` select."""
+    model = head_class(task_type)(
+        backbone,
+        method=model_args.method,
+        pre_seq_len=model_args.pre_seq_len,
+        prefix_projection=model_args.prefix_projection,
+        prefix_hidden_size=model_args.prefix_hidden_size,
+        dropout=model_args.hidden_dropout_prob,
+        shift_positions=model_args.shift_positions,
+        prefix_layers=model_args.prefix_layers,
+        attn_implementation=model_args.attn_implementation,
+    )
+    trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
+    logger.info(
+        "%s: %d trainable parameters of %d (%.3f%%)",
+        model_args.method,
+        trainable,
+        total,
+        100 * trainable / total,
+    )
+    return model
+
+
+def get_model(model_args, task_type: TaskType, config):
+    """Load the pretrained backbone of `model_args.model_name_or_path` with `config` and wrap it for `task_type`.
+
+    As in the original, --hidden_dropout_prob also becomes the backbone's hidden dropout (config.hidden_dropout_prob).
+    """
+    get_backbone(config)  # unsupported model_type -> clear error before loading weights
+    config.hidden_dropout_prob = model_args.hidden_dropout_prob
+    kwargs = {}
+    if get_backbone(config).pooler == "backbone":
+        kwargs["add_pooling_layer"] = needs_pooler(config, task_type)
+    attn = model_args.attn_implementation if get_backbone(config).attention == "interface" else "eager"
+    backbone = AutoModel.from_pretrained(
+        model_args.model_name_or_path,
+        config=config,
+        cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision,
+        trust_remote_code=model_args.trust_remote_code,
+        attn_implementation=attn,
+        **kwargs,
+    )
+    return build_model(backbone, model_args, task_type)

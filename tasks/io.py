@@ -15,7 +15,9 @@ EXPLICIT_FILE_FLAGS = {"train": "train_file", "validation": "validation_file", "
 
 
 def uses_local_files(data_args) -> bool:
-    return bool(data_args.data_dir or data_args.train_file or data_args.validation_file or data_args.test_file)
+    return bool(
+        data_args.data_dir or data_args.train_file or data_args.validation_file or data_args.test_file
+    )
 
 
 def find_split_files(
@@ -38,10 +40,14 @@ def find_split_files(
             raise DataError(
                 f"no file for the {split!r} split: give --data_dir" + (f" or --{flag}" if flag else "") + "."
             )
-        candidates = [os.path.join(data_args.data_dir, sub, name) for sub in subdirs for name in layout[split]]
+        candidates = [
+            os.path.join(data_args.data_dir, sub, name) for sub in subdirs for name in layout[split]
+        ]
         path = next((c for c in candidates if os.path.isfile(c)), None)
         if path is None:
-            expected = " or ".join(os.path.join(sub, name) if sub else name for sub in subdirs for name in layout[split])
+            expected = " or ".join(
+                os.path.join(sub, name) if sub else name for sub in subdirs for name in layout[split]
+            )
             raise DataError(
                 f"{split} split not found under --data_dir {data_args.data_dir!r}: expected {expected} "
                 f"(the official layout; see README 'Data layouts')."
@@ -73,7 +79,9 @@ def require_keys(row: dict, keys: Sequence[str], path: str, lineno: int) -> None
         raise DataError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}.")
 
 
-def load_from_hub(hub_id: str, config: str | None, splits: Sequence[str], rename: dict[str, str] | None = None):
+def load_from_hub(
+    hub_id: str, config: str | None, splits: Sequence[str], rename: dict[str, str] | None = None
+):
     """datasets.load_dataset on a parquet-backed Hub id; `rename` maps our split names to the Hub's."""
     rename = rename or {}
     try:

@@ -49,9 +49,13 @@ class Task:
     compute_metrics: Callable
     main_metric: str  # best-epoch tracking key (without "eval_"), as the original's test_key
     label_list: tuple[str, ...] | None = None  # None: regression (1 output), multiple choice (1 score) or QA
-    schedule: str = "linear"  # the original's: "linear" (SuperGLUE/GLUE) or "exponential" x0.95/epoch (NER/SRL/QA)
+    schedule: str = (
+        "linear"  # the original's: "linear" (SuperGLUE/GLUE) or "exponential" x0.95/epoch (NER/SRL/QA)
+    )
     collator: str = "default"  # "default" (padded to max length), "token_classification" or "multiple_choice"
-    pretokenized: bool = False  # inputs are word lists (NER/SRL): RoBERTa-style tokenizers need add_prefix_space
+    pretokenized: bool = (
+        False  # inputs are word lists (NER/SRL): RoBERTa-style tokenizers need add_prefix_space
+    )
     test_splits: tuple[str, ...] = ("test",)  # SRL conll2005 has ("test_wsj", "test_brown")
     predictions_to_records: Callable | None = None
     hub_id: str | None = None  # the Hub dataset used when no local file is given

@@ -6,7 +6,13 @@ BASE = "--model_name_or_path m --task_name superglue --dataset_name rte --output
 
 
 def test_old_evaluation_strategy_flag_is_translated(tmp_path):
-    argv = BASE.format(out=tmp_path).split() + ["--evaluation_strategy", "epoch", "--prefix", "--pre_seq_len", "8"]
+    argv = BASE.format(out=tmp_path).split() + [
+        "--evaluation_strategy",
+        "epoch",
+        "--prefix",
+        "--pre_seq_len",
+        "8",
+    ]
     model_args, data_args, training_args, qa_args = get_args(argv)
     assert training_args.eval_strategy == "epoch"
     assert model_args.method == "prefix" and model_args.pre_seq_len == 8

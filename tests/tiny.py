@@ -39,7 +39,10 @@ def roberta_tokenizer(add_prefix_space: bool = True) -> RobertaTokenizerFast:
 
     bpe = ByteLevelBPETokenizer(add_prefix_space=add_prefix_space)
     bpe.train_from_iterator(
-        _CORPUS * 4, vocab_size=400, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        _CORPUS * 4,
+        vocab_size=400,
+        min_frequency=1,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
     )
     import tempfile
 

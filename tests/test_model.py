@@ -1,0 +1,439 @@
+"""model/: one P-tuning v2 mechanism for every encoder, pinned against hand-written references.
+
+Tiny random backbones from configs (no download). Numbers in assertions are formulas of the config sizes."""
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+from transformers import (
+    AutoModel,
+    BertConfig,
+    DebertaConfig,
+    DebertaV2Config,
+    ElectraConfig,
+    RobertaConfig,
+)
+
+from arguments import ModelArguments
+from model.utils import TaskType, build_model
+
+H, L, HEADS, V, P = 32, 2, 4, 120, 5
+SIZES = dict(
+    vocab_size=V,
+    hidden_size=H,
+    num_hidden_layers=L,
+    num_attention_heads=HEADS,
+    intermediate_size=64,
+    max_position_embeddings=64,
+    num_labels=3,
+    pad_token_id=1,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
+CONFIGS = {
+    "bert": lambda: BertConfig(**SIZES),
+    "roberta": lambda: RobertaConfig(**SIZES),
+    "electra": lambda: ElectraConfig(**SIZES, embedding_size=H),
+    "deberta": lambda: DebertaConfig(
+        **SIZES,
+        relative_attention=True,
+        pos_att_type=["c2p", "p2c"],
+        position_biased_input=False,
+        max_relative_positions=16,
+    ),
+    "deberta-v2": lambda: DebertaV2Config(
+        **SIZES,
+        relative_attention=True,
+        pos_att_type=["p2c", "c2p"],
+        position_biased_input=False,
+        max_relative_positions=16,
+        position_buckets=8,
+        norm_rel_ebd="layer_norm",
+        share_att_key=True,
+    ),
+}
+BACKBONES = ["bert", "roberta", "deberta", "deberta-v2"]
+
+
+def make_backbone(kind, attn="sdpa", seed=0):
+    torch.manual_seed(seed)
+    config = CONFIGS[kind]()
+    attn = "eager" if kind.startswith("deberta") else attn
+    return AutoModel.from_config(config, attn_implementation=attn).eval()
+
+
+def make_model(kind, task=TaskType.SEQUENCE_CLASSIFICATION, attn="sdpa", seed=0, **flags):
+    args = ModelArguments(
+        model_name_or_path="tiny", pre_seq_len=P, attn_implementation=attn, hidden_dropout_prob=0.0, **flags
+    )
+    torch.manual_seed(seed + 1)
+    return build_model(make_backbone(kind, attn, seed), args, task).eval()
+
+
+def batch(B=3, T=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, V, (B, T), generator=g)
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[1, 6:] = 0  # a padded row
+    ids[1, 6:] = 1  # pad id
+    return ids, mask
+
+
+def inputs_for(task, ids, mask):
+    if task == TaskType.MULTIPLE_CHOICE:
+        other = torch.randint(
+            5, V, ids.shape, generator=torch.Generator().manual_seed(7)
+        )  # a different choice
+        return dict(
+            input_ids=torch.stack([ids, other], 1),
+            attention_mask=torch.stack([mask, torch.ones_like(mask)], 1),
+            labels=torch.tensor([0, 1, 0]),
+        )  # (B, C=2, T)
+    if task == TaskType.QUESTION_ANSWERING:
+        return dict(
+            input_ids=ids,
+            attention_mask=mask,
+            start_positions=torch.tensor([1, 2, 3]),
+            end_positions=torch.tensor([2, 3, 4]),
+        )
+    if task == TaskType.TOKEN_CLASSIFICATION:
+        labels = torch.randint(0, 3, ids.shape, generator=torch.Generator().manual_seed(1))
+        return dict(input_ids=ids, attention_mask=mask, labels=labels.masked_fill(mask == 0, -100))
+    return dict(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1, 2]))
+
+
+def head_params(kind, task):
+    pooler = (
+        (H * H + H)
+        if kind.startswith("deberta") and task in (TaskType.SEQUENCE_CLASSIFICATION, TaskType.MULTIPLE_CHOICE)
+        else 0
+    )  # DeBERTa's new ContextPooler
+    out = {
+        TaskType.SEQUENCE_CLASSIFICATION: 3,
+        TaskType.TOKEN_CLASSIFICATION: 3,
+        TaskType.MULTIPLE_CHOICE: 1,
+        TaskType.QUESTION_ANSWERING: 2,
+    }[task]
+    return pooler + H * out + out
+
+
+# 1. trainable parameters are exactly prefix encoder + head --------------------------------------------------------
+@pytest.mark.parametrize("kind", BACKBONES)
+@pytest.mark.parametrize("task", list(TaskType))
+@pytest.mark.parametrize("projection", [False, True])
+def test_trainable_parameters_match_the_formula(kind, task, projection):
+    model = make_model(kind, task, prefix=True, prefix_projection=projection, prefix_hidden_size=16)
+    prefix = (P * H + H * 16 + 16 + 16 * 2 * L * H + 2 * L * H) if projection else P * 2 * L * H
+    assert model.num_parameters(only_trainable=True) == prefix + head_params(kind, task)
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert "backbone" not in trainable
+
+
+@pytest.mark.parametrize("kind", BACKBONES)
+def test_backbone_is_bit_identical_after_an_optimizer_step(kind):
+    model = make_model(kind, prefix=True).train()
+    before = copy.deepcopy(model.backbone.state_dict())
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-1)
+    model(**inputs_for(TaskType.SEQUENCE_CLASSIFICATION, *batch())).loss.backward()
+    opt.step()
+    after = model.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.equal(model.prefix_encoder.embedding.weight, torch.zeros(1))
+
+
+# 2. equality with a hand-written reference --------------------------------------------------------------------------
+def reference_bert_logits(model, ids, mask, shift):
+    """Plain-PyTorch BERT/RoBERTa encoder on the model's weights; prefix k/v concatenated in every layer."""
+    bb, cfg = model.backbone, model.config
+    emb = bb.embeddings
+    B, T = ids.shape
+    if cfg.model_type == "roberta":
+        keep = ids.ne(cfg.pad_token_id).long()
+        pos = (torch.cumsum(keep, 1) + (P if shift else 0)) * keep + cfg.pad_token_id
+    else:
+        pos = torch.arange(T).expand(B, T) + (P if shift else 0)
+    x = (
+        emb.word_embeddings(ids)
+        + emb.position_embeddings(pos)
+        + emb.token_type_embeddings(torch.zeros_like(ids))
+    )
+    x = emb.LayerNorm(x)
+    d = H // HEADS
+    prefix = model.prefix_encoder.embedding.weight.view(P, L, 2, HEADS, d)  # (P, layer, k/v, heads, d)
+    bias = torch.cat(
+        [torch.zeros(B, P), (1.0 - mask.float()) * torch.finfo(torch.float32).min], 1
+    )  # (B, P+T)
+    for i, layer in enumerate(bb.encoder.layer):
+        att = layer.attention.self
+
+        def heads_of(t):
+            return t.view(B, -1, HEADS, d).transpose(1, 2)  # (B, heads, n, d)
+
+        q, k, v = heads_of(att.query(x)), heads_of(att.key(x)), heads_of(att.value(x))
+        pk = prefix[:, i, 0].permute(1, 0, 2).expand(B, HEADS, P, d)
+        pv = prefix[:, i, 1].permute(1, 0, 2).expand(B, HEADS, P, d)
+        k, v = torch.cat([pk, k], 2), torch.cat([pv, v], 2)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d) + bias[:, None, None, :]
+        ctx = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, H)
+        x = layer.attention.output.LayerNorm(layer.attention.output.dense(ctx) + x)
+        inter = nn.functional.gelu(layer.intermediate.dense(x))
+        x = layer.output.LayerNorm(layer.output.dense(inter) + x)
+    pooled = torch.tanh(bb.pooler.dense(x[:, 0]))
+    return model.classifier(pooled)
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("shift", [True, False])
+def test_logits_equal_a_hand_written_reference(kind, attn, shift):
+    model = make_model(kind, attn=attn, prefix=True, shift_positions=shift)
+    ids, mask = batch()
+    with torch.no_grad():
+        got = model(input_ids=ids, attention_mask=mask).logits
+        want = reference_bert_logits(model, ids, mask, shift)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def reference_deberta_attention(module, hidden, mask4d, pk, pv, rel_bias):
+    """Disentangled attention over [prefix; tokens] with zero relative bias on prefix columns (the original's)."""
+    B, T, _ = hidden.shape
+    d = H // HEADS
+
+    def heads_of(t):
+        return t.view(B, -1, HEADS, d).transpose(1, 2)  # (B, heads, n, d)
+
+    if hasattr(module, "in_proj"):  # DeBERTa v1: fused projection, separate q/v biases
+        q, k, v = (
+            module.in_proj(hidden).view(B, T, HEADS, 3 * d).transpose(1, 2).chunk(3, dim=-1)
+        )  # per head [q|k|v]
+        q = q + module.q_bias.view(HEADS, 1, d)
+        v = v + module.v_bias.view(HEADS, 1, d)
+    else:
+        q, k, v = (
+            heads_of(module.query_proj(hidden)),
+            heads_of(module.key_proj(hidden)),
+            heads_of(module.value_proj(hidden)),
+        )
+    scale = math.sqrt(d * 3)  # 1 + c2p + p2c
+    scores = q @ torch.cat([pk, k], 2).transpose(-1, -2) / scale  # (B, heads, T, P+T)
+    scores = scores + torch.cat([torch.zeros(B, HEADS, T, P), rel_bias], -1)
+    allowed = torch.cat([torch.ones(B, 1, T, P, dtype=torch.bool), mask4d.expand(B, 1, T, T)], -1)
+    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    return (scores.softmax(-1) @ torch.cat([pv, v], 2)).transpose(1, 2).reshape(B, T, H)
+
+
+@pytest.mark.parametrize("kind", ["deberta", "deberta-v2"])
+def test_deberta_adapter_equals_a_reference_with_zero_prefix_bias(kind):
+    """The adapter's output on layer 0 equals the reference; the relative bias among real tokens is taken from the
+    stock module (prefix-free) so the test pins the concatenation, masking and zero prefix bias."""
+    model = make_model(kind, prefix=True)
+    ids, mask = batch()
+    bb = model.backbone
+    captured = {}
+    attn0 = bb.encoder.layer[0].attention.self
+    handle = attn0.register_forward_pre_hook(
+        lambda m, a, kw: captured.update(args=a, kwargs=kw), with_kwargs=True
+    )
+    with torch.no_grad():
+        prefixes = model.layer_prefixes(ids.shape[0])
+        model.injector.set(prefixes)
+        bb(input_ids=ids, attention_mask=mask)
+        handle.remove()
+        args, kw = captured["args"], captured["kwargs"]
+        hidden, mask4d = args[0], args[1]
+        relative_pos, rel_emb = (
+            (kw.get("relative_pos"), kw.get("rel_embeddings")) if kw else (args[4], args[5])
+        )
+        got = attn0(*args, **kw)[0]
+        # stock relative bias on the real tokens: the stock forward's scores minus its content part
+        pk, pv, _ = prefixes[0]
+        model.injector.set(None)
+        d = H // HEADS
+        if kind == "deberta":
+            q = attn0.transpose_for_scores(attn0.in_proj(hidden)).chunk(3, dim=-1)[0] + attn0.q_bias.view(
+                HEADS, 1, d
+            )
+            q = q / math.sqrt(d * 3)
+            k = attn0.transpose_for_scores(attn0.in_proj(hidden)).chunk(3, dim=-1)[1]
+            rel = attn0.disentangled_att_bias(q, k, relative_pos, rel_emb, 3)
+        else:
+            q = attn0.transpose_for_scores(attn0.query_proj(hidden), HEADS)
+            k = attn0.transpose_for_scores(attn0.key_proj(hidden), HEADS)
+            rel = attn0.disentangled_attention_bias(q, k, relative_pos, rel_emb, 3).view(-1, HEADS, 10, 10)
+        want = reference_deberta_attention(attn0, hidden, mask4d.bool(), pk, pv, rel)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+# 3. a masked-out prefix reproduces the bare backbone -----------------------------------------------------------------
+@pytest.mark.parametrize("kind", BACKBONES + ["electra"])
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_masked_prefix_reproduces_the_bare_backbone(kind, attn):
+    bare = make_backbone(kind, attn)
+    model = make_model(kind, TaskType.TOKEN_CLASSIFICATION, attn=attn, prefix=True, shift_positions=False)
+    ids, mask = batch()
+    closed = torch.zeros(ids.shape[0], P, dtype=torch.bool)
+    with torch.no_grad():
+        got = model.encode(ids, mask, prefix_attention_mask=closed)
+        want = bare(input_ids=ids, attention_mask=mask)[0]
+        open_ = model.encode(ids, mask)
+    keep = mask.bool()
+    torch.testing.assert_close(got[keep], want[keep], atol=1e-5, rtol=1e-5)
+    assert (open_[keep] - want[keep]).abs().max() > 1e-3  # an open prefix does change the output
+
+
+def test_positions_are_shifted_by_P_by_default():
+    model = make_model("bert", prefix=True)
+    ids, _ = batch()
+    assert model.position_ids(ids, 10, 3, "cpu")[0].tolist() == list(range(P, P + 10))
+    roberta = make_model("roberta", prefix=True)
+    ids[0, 8:] = 1
+    assert roberta.position_ids(ids, 10, 3, "cpu")[0].tolist() == [2 + P + i for i in range(8)] + [1, 1]
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+def test_too_long_input_for_the_position_table_is_a_clear_error(kind):
+    model = make_model(kind, prefix=True)
+    ids = torch.full((1, 62), 7)
+    with pytest.raises(ValueError, match="exceeds the .* positions"):
+        model(input_ids=ids)
+    make_model(kind, prefix=True, shift_positions=False)(input_ids=torch.full((1, 60), 7))  # fits unshifted
+
+
+# 4. learning ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", BACKBONES)
+@pytest.mark.parametrize("task", list(TaskType))
+def test_loss_decreases_and_gradients_reach_every_prefix_parameter(kind, task):
+    model = make_model(kind, task, prefix=True, prefix_projection=True, prefix_hidden_size=16).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-2)
+    inputs = inputs_for(task, *batch())
+    losses = []
+    for step in range(8):
+        opt.zero_grad()
+        loss = model(**inputs).loss
+        loss.backward()
+        if step == 0:
+            assert all(
+                p.grad is not None and p.grad.abs().sum() > 0 for p in model.prefix_encoder.parameters()
+            )
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 1e-3
+
+
+# 5. gradient checkpointing -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["bert", "deberta-v2"])
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(kind):
+    results = []
+    for checkpointing in (False, True):
+        model = make_model(kind, prefix=True).train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        loss = model(**inputs_for(TaskType.SEQUENCE_CLASSIFICATION, *batch())).loss
+        loss.backward()
+        results.append((loss.detach(), model.prefix_encoder.embedding.weight.grad.clone()))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    torch.testing.assert_close(results[0][1], results[1][1])
+
+
+# 6. prefix-only checkpoints ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", BACKBONES)
+def test_checkpoint_round_trip_gives_identical_logits(kind, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    trained = make_model(kind, prefix=True)
+    with torch.no_grad():
+        trained.prefix_encoder.embedding.weight.normal_()
+        trained.classifier.weight.normal_()
+    save_file(trained.state_dict(), tmp_path / "model.safetensors")
+    saved = load_file(tmp_path / "model.safetensors")
+    assert not any(k.startswith("backbone.") for k in saved)
+    fresh = make_model(kind, prefix=True, seed=0)  # same backbone weights, new prefix/head
+    fresh.load_state_dict(saved)
+    ids, mask = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            fresh(input_ids=ids, attention_mask=mask).logits,
+            trained(input_ids=ids, attention_mask=mask).logits,
+            atol=0,
+            rtol=0,
+        )
+
+
+def test_checkpoint_onto_another_backbone_or_setting_is_refused():
+    state = make_model("bert", prefix=True).state_dict()
+    with pytest.raises(ValueError, match="model_type: checkpoint 'bert' vs model 'roberta'"):
+        make_model("roberta", prefix=True).load_state_dict(state)
+    longer = build_model(
+        make_backbone("bert"),
+        ModelArguments(model_name_or_path="t", prefix=True, pre_seq_len=P + 1),
+        TaskType.SEQUENCE_CLASSIFICATION,
+    )
+    with pytest.raises(ValueError, match=f"pre_seq_len: checkpoint {P} vs model {P + 1}"):
+        longer.load_state_dict(state)
+    with pytest.raises(ValueError, match="not a P-tuning checkpoint"):
+        make_model("bert", prefix=True).load_state_dict(
+            {k: v for k, v in state.items() if k != "ptuning_meta"}
+        )
+
+
+# 7. prompt tuning and fine-tuning ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", BACKBONES)
+def test_prompt_tuning_trains_only_prompt_and_head(kind):
+    model = make_model(kind, prompt=True).train()
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert names == {"prompt_encoder.embedding.weight", "classifier.weight", "classifier.bias"} | (
+        {"pooler.context.dense.weight", "pooler.context.dense.bias"} if kind.startswith("deberta") else set()
+    )
+    assert model.num_parameters(True) == P * H + head_params(kind, TaskType.SEQUENCE_CLASSIFICATION)
+    loss = model(**inputs_for(TaskType.SEQUENCE_CLASSIFICATION, *batch())).loss
+    loss.backward()
+    assert model.prompt_encoder.embedding.weight.grad.abs().sum() > 0
+
+
+def test_prompt_runs_the_embedding_layer_once():
+    """[prompt; words] go through positions/LayerNorm once: the hidden state equals the backbone fed those embeddings."""
+    model = make_model("bert", prompt=True)
+    ids, mask = batch()
+    with torch.no_grad():
+        got = model.encode(ids, mask)
+        words = model.backbone.embeddings.word_embeddings(ids)
+        prompt = model.prompt_encoder.embedding.weight.expand(3, -1, -1)
+        full_mask = torch.cat([torch.ones(3, P, dtype=torch.long), mask], 1)
+        want = model.backbone(inputs_embeds=torch.cat([prompt, words], 1), attention_mask=full_mask)[0][:, P:]
+    torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("kind", BACKBONES)
+def test_finetuning_trains_the_whole_backbone(kind):
+    model = make_model(kind, TaskType.TOKEN_CLASSIFICATION).train()
+    assert all(p.requires_grad for p in model.parameters())
+    model(**inputs_for(TaskType.TOKEN_CLASSIFICATION, *batch())).loss.backward()
+    assert model.backbone.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+
+
+def test_prefix_depth_ablation_only_prefixes_chosen_layers():
+    model = make_model("bert", prefix=True, prefix_layers="1")
+    assert model.prefix_encoder.embedding.weight.shape == (P, 2 * 1 * H)
+    prefixes = model.layer_prefixes(2)
+    assert prefixes[0] is None and prefixes[1][0].shape == (2, HEADS, P, H // HEADS)
+    with pytest.raises(ValueError, match="layers must lie in 0..1"):
+        make_model("bert", prefix=True, prefix_layers="0-2")
+
+
+def test_bf16_autocast_forward_and_backward():
+    model = make_model("bert", prefix=True).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**inputs_for(TaskType.SEQUENCE_CLASSIFICATION, *batch()))
+    out.loss.backward()
+    assert model.prefix_encoder.embedding.weight.dtype == torch.float32
+    assert model.prefix_encoder.embedding.weight.grad is not None
+
+
+def test_prefix_is_expanded_not_copied_per_example():
+    model = make_model("bert", prefix=True)
+    key = model.layer_prefixes(4)[0][0]
+    assert key.shape == (4, HEADS, P, H // HEADS) and key.stride(0) == 0
