@@ -75,6 +75,13 @@ class ModelArguments:
             "Default: every layer."
         },
     )
+    ptuning_checkpoint: str | None = field(
+        default=None,
+        metadata={
+            "help": "Load a trained prefix/prompt + head (a directory with model.safetensors written by this project, "
+            "e.g. <output_dir>/best_model) onto the backbone before evaluating or predicting."
+        },
+    )
     attn_implementation: str = field(
         default="sdpa",
         metadata={"help": "Backbone attention kernel: 'sdpa' or 'eager' (DeBERTa is always eager)."},
@@ -91,6 +98,12 @@ class ModelArguments:
             raise ValueError(f"--hidden_dropout_prob must be in [0, 1), got {self.hidden_dropout_prob}.")
         if self.prefix_layers is not None and not self.prefix:
             raise ValueError("--prefix_layers only applies to --prefix (P-tuning v2).")
+        if self.ptuning_checkpoint is not None and not os.path.isfile(
+            os.path.join(self.ptuning_checkpoint, "model.safetensors")
+        ):
+            raise FileNotFoundError(
+                f"--ptuning_checkpoint {self.ptuning_checkpoint!r} holds no model.safetensors."
+            )
         if self.attn_implementation not in ("sdpa", "eager"):
             raise ValueError(
                 f"--attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}."

@@ -42,6 +42,7 @@ def parse_layers(spec: str | None, num_layers: int) -> list[int]:
 
 class PTuningModel(nn.Module):
     _keys_to_ignore_on_save = None  # read by HF Trainer after loading a checkpoint
+    accepts_loss_kwargs = False  # losses are means over the batch: HF Trainer scales them for accumulation
 
     def __init__(
         self,
@@ -252,5 +253,13 @@ class PTuningModel(nn.Module):
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **kwargs):
         self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 
-    def num_parameters(self, only_trainable: bool = False) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Parameter count (HF's signature: the Trainer calls it for its FLOP estimate)."""
+        skip = set()
+        if exclude_embeddings:
+            skip = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)}
+        return sum(
+            p.numel()
+            for p in self.parameters()
+            if (p.requires_grad or not only_trainable) and id(p) not in skip
+        )

@@ -1,0 +1,233 @@
+"""Train / evaluate / predict one P-tuning v2 (or prompt-tuning, or fine-tuning) run.
+
+    python run.py --model_name_or_path roberta-large --task_name superglue --dataset_name rte \
+        --data_dir path/to/SuperGLUE --prefix --pre_seq_len 128 --do_train --do_eval \
+        --eval_strategy epoch --save_strategy epoch --output_dir checkpoints/rte-roberta
+
+Every flag: `python run.py --help` (arguments.py). Results land in --output_dir: args.json, all_results.json,
+best_results.json (best dev epoch, as search.py reads it), best_model/ (prefix + head only) and predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+import datasets
+import transformers
+from transformers import AutoConfig, AutoTokenizer, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from arguments import get_args, save_args
+from model.backbones import get_backbone
+from model.utils import get_model
+from tasks import get_task
+from training.data import build_collator, has_labels, limit_samples, tokenize
+from training.trainer import PTuningTrainer
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    model_args, data_args, training_args, qa_args = get_args(argv)
+
+    # -- logging ---------------------------------------------------------------------------------------------------
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    level = training_args.get_process_log_level()
+    for lib_logger in (logger, logging.getLogger("model"), logging.getLogger("training")):
+        lib_logger.setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+
+    # -- output directory: resume a killed run, refuse to write over a finished one --------------------------------
+    last_checkpoint = find_resumable_checkpoint(training_args)
+
+    # -- seed, task, data ------------------------------------------------------------------------------------------
+    set_seed(training_args.seed)
+    task = get_task(data_args.task_name, data_args.dataset_name)
+    raw = limit_samples(task.load(data_args, needed_splits(task, training_args)), data_args)
+
+    # -- tokenizer, features, model --------------------------------------------------------------------------------
+    config = load_config(model_args, task)
+    tokenizer = load_tokenizer(model_args, task, config)
+    features = tokenize(raw, task, tokenizer, data_args)
+    model = get_model(model_args, task.task_type, config)
+    if model_args.ptuning_checkpoint:
+        load_ptuning_checkpoint(model, model_args.ptuning_checkpoint)
+
+    for (
+        split
+    ) in task.test_splits:  # an unlabelled test split is for prediction only: no label column, no loss
+        if split in features and not has_labels(features[split]) and "labels" in features[split].column_names:
+            features[split] = features[split].remove_columns("labels")
+    labelled_tests = {
+        s: (features[s], raw[s]) for s in task.test_splits if s in features and has_labels(features[s])
+    }
+    trainer = PTuningTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=features.get("train"),
+        eval_dataset=features.get("validation"),
+        processing_class=tokenizer,
+        data_collator=build_collator(task, tokenizer, data_args, training_args),
+        task=task,
+        data_args=data_args,
+        qa_args=qa_args if task.family == "qa" else None,
+        eval_examples=raw.get("validation"),
+        test_sets=labelled_tests if training_args.do_predict else {},
+        lr_schedule=task.schedule if training_args.lr_schedule == "auto" else training_args.lr_schedule,
+        lr_decay=training_args.lr_decay,
+    )
+    if trainer.is_world_process_zero():
+        save_args(training_args.output_dir, model_args, data_args, training_args, qa_args)
+    results = {}
+
+    # -- train -----------------------------------------------------------------------------------------------------
+    if training_args.do_train:
+        train_result = trainer.train(
+            resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint
+        )
+        trainer.save_model()  # trainable part only (prefix/prompt + head) unless fine-tuning
+        metrics = {
+            **train_result.metrics,
+            "train_samples": len(features["train"]),
+            "trainable_params": model.num_parameters(only_trainable=True),
+            "total_params": model.num_parameters(),
+        }
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+        best = trainer.best_results()
+        if best:
+            trainer.log_metrics("best", best)
+            trainer.save_metrics("best", best, combined=False)  # best_results.json, as the original
+        results.update(metrics)
+
+    # -- evaluate --------------------------------------------------------------------------------------------------
+    if training_args.do_eval:
+        metrics = trainer.evaluate()
+        metrics["eval_samples"] = len(features["validation"])
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        results.update(metrics)
+
+    # -- predict ---------------------------------------------------------------------------------------------------
+    if training_args.do_predict:
+        for split in task.test_splits:
+            prefix = "test" if len(task.test_splits) == 1 else f"test_{split}"
+            predictions, metrics = trainer.predict_split(features[split], raw[split], prefix)
+            if trainer.is_world_process_zero():
+                write_predictions(
+                    task,
+                    predictions,
+                    features[split],
+                    raw[split],
+                    data_args,
+                    qa_args,
+                    os.path.join(training_args.output_dir, f"predict_results_{split}.jsonl"),
+                )
+            if metrics:  # an unlabelled split has predictions only
+                trainer.log_metrics(prefix, metrics)
+                trainer.save_metrics(prefix, metrics)
+                results.update(metrics)
+    return results
+
+
+# ---- helpers (each small and used once by main) ----------------------------------------------------------------
+def find_resumable_checkpoint(training_args) -> str | None:
+    """As HF examples: resume from the newest checkpoint-N; a non-empty output_dir without one is refused unless
+    --overwrite_output_dir. Checked before any data or model is loaded."""
+    out = training_args.output_dir
+    if not (training_args.do_train and os.path.isdir(out)) or training_args.overwrite_output_dir:
+        return None
+    last = get_last_checkpoint(out)
+    if last is None and os.listdir(out):
+        raise SystemExit(
+            f"error: output directory {out!r} exists and is not empty (and holds no checkpoint to "
+            "resume). Pass --overwrite_output_dir to write over it, or choose another --output_dir."
+        )
+    if last is not None:
+        logger.info("Resuming training from %s (pass --overwrite_output_dir to start afresh).", last)
+    return last
+
+
+def needed_splits(task, training_args) -> list[str]:
+    splits = []
+    if training_args.do_train:
+        splits.append("train")
+    if training_args.do_eval or (training_args.do_train and training_args.eval_strategy != "no"):
+        splits.append("validation")
+    if training_args.do_predict:
+        splits.extend(task.test_splits)
+    if not splits:
+        raise SystemExit("error: nothing to do: pass --do_train, --do_eval and/or --do_predict.")
+    return splits
+
+
+def load_config(model_args, task):
+    kwargs = {"num_labels": task.num_labels, "finetuning_task": f"{task.family}-{task.name}"}
+    if task.label_list:
+        kwargs["id2label"] = dict(enumerate(task.label_list))
+        kwargs["label2id"] = {label: i for i, label in enumerate(task.label_list)}
+    path = model_args.config_name or model_args.model_name_or_path
+    try:
+        return AutoConfig.from_pretrained(
+            path,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            trust_remote_code=model_args.trust_remote_code,
+            **kwargs,
+        )
+    except OSError as err:
+        raise SystemExit(
+            f"error: cannot load a model config from {path!r}: give a local directory holding "
+            f"config.json (and weights), or a Hub id while online. ({str(err).splitlines()[0]})"
+        ) from None
+
+
+def load_tokenizer(model_args, task, config):
+    quirks = get_backbone(config)
+    kwargs = {"add_prefix_space": True} if task.pretokenized and quirks.add_prefix_space else {}
+    path = model_args.tokenizer_name or model_args.model_name_or_path
+    try:
+        return AutoTokenizer.from_pretrained(
+            path,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            use_fast=model_args.use_fast_tokenizer and (quirks.use_fast_tokenizer or task.family == "qa"),
+            trust_remote_code=model_args.trust_remote_code,
+            **kwargs,
+        )
+    except (OSError, ValueError, TypeError) as err:
+        raise SystemExit(
+            f"error: cannot load a tokenizer from {path!r}: the directory needs the tokenizer files "
+            f"(tokenizer.json or vocab files), or pass --tokenizer_name. ({str(err).splitlines()[0]})"
+        ) from None
+
+
+def load_ptuning_checkpoint(model, directory: str) -> None:
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(os.path.join(directory, "model.safetensors")))
+    logger.info("Loaded the trained %s from %s", model.method, directory)
+
+
+def write_predictions(task, predictions, features, examples, data_args, qa_args, path) -> None:
+    if task.predictions_to_records is None:
+        return
+    extra = {"qa_args": qa_args} if task.family == "qa" else {}
+    records = task.predictions_to_records(predictions, features, examples, data_args, **extra)
+    with open(path, "w") as f:
+        for row in records:
+            f.write(json.dumps(row) + "\n")
+    logger.info("Wrote %d predictions to %s", len(records), path)
+
+
+if __name__ == "__main__":
+    main()
