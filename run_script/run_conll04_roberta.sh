@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# P-tuning v2 (--prefix), roberta-large, NER CoNLL04.
+# Expected: F1 88.4, best epoch 45 (0-based) of 80 (RoBERTa-large table of the README re-run; the README does
+# not say dev or test: run.py reports best_eval_f1 and best_test_f1 at the best-dev epoch).
+# Hyper-parameters: exactly the original's run_script/run_conll04_roberta.sh (THUDM/P-tuning-v2).
+# Except --max_seq_length 368 (= 512 - pre_seq_len) with --pad_to_max_length False: the original passed 128
+# but ignored it for NER/SRL (no padding, truncation at 512); this keeps every sentence whole as it did, with
+# the shifted positions P..P+T-1 inside the 512-position table.
+# Data: DATA_DIR is required (no Hub copy): the folder with the original's CoNLL04 files train.txt, dev.txt,
+# test.txt (see README).
+# Run from the repo root:  bash run_script/run_conll04_roberta.sh [extra run.py flags]
+# The variables below can be overridden from the environment.
+set -euo pipefail
+
+MODEL_NAME_OR_PATH=${MODEL_NAME_OR_PATH:-roberta-large}
+DATA_DIR=${DATA_DIR:?"set DATA_DIR to the folder with the CoNLL04 files (see the header)"}
+OUTPUT_DIR=${OUTPUT_DIR:-checkpoints/conll2004-roberta}
+PYTHON=${PYTHON:-python}
+
+$PYTHON run.py \
+  --model_name_or_path "$MODEL_NAME_OR_PATH" \
+  --task_name ner \
+  --dataset_name conll2004 \
+  ${DATA_DIR:+--data_dir "$DATA_DIR"} \
+  --do_train \
+  --do_eval \
+  --do_predict \
+  --max_seq_length 368 \
+  --per_device_train_batch_size 32 \
+  --learning_rate 6e-2 \
+  --num_train_epochs 80 \
+  --prefix \
+  --pre_seq_len 144 \
+  --hidden_dropout_prob 0.1 \
+  --seed 11 \
+  --pad_to_max_length False \
+  --output_dir "$OUTPUT_DIR" \
+  --overwrite_output_dir \
+  --eval_strategy epoch \
+  --save_strategy epoch \
+  --save_total_limit 1 \
+  "$@"

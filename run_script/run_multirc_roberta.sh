@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# P-tuning v2 (--prefix), roberta-large, SuperGLUE MultiRC.
+# Expected: no reference number (the original README has no MultiRC result).
+# Hyper-parameters: NOT from the original (it has no such script); a starting point, tune them with
+# search_script/search.sh.
+# Paragraphs are long: --max_seq_length 256 instead of the usual 128.
+# Data: the Hub copy, or DATA_DIR=<folder holding MultiRC/{train,val,test}.jsonl> (the official SuperGLUE
+# layout).
+# Run from the repo root:  bash run_script/run_multirc_roberta.sh [extra run.py flags]
+# The variables below can be overridden from the environment.
+set -euo pipefail
+
+MODEL_NAME_OR_PATH=${MODEL_NAME_OR_PATH:-roberta-large}
+DATA_DIR=${DATA_DIR:-}
+OUTPUT_DIR=${OUTPUT_DIR:-checkpoints/multirc-roberta}
+PYTHON=${PYTHON:-python}
+
+$PYTHON run.py \
+  --model_name_or_path "$MODEL_NAME_OR_PATH" \
+  --task_name superglue \
+  --dataset_name multirc \
+  ${DATA_DIR:+--data_dir "$DATA_DIR"} \
+  --do_train \
+  --do_eval \
+  --max_seq_length 256 \
+  --per_device_train_batch_size 16 \
+  --learning_rate 7e-3 \
+  --num_train_epochs 30 \
+  --prefix \
+  --pre_seq_len 16 \
+  --hidden_dropout_prob 0.1 \
+  --seed 11 \
+  --output_dir "$OUTPUT_DIR" \
+  --overwrite_output_dir \
+  --eval_strategy epoch \
+  --save_strategy epoch \
+  --save_total_limit 1 \
+  "$@"

@@ -1,0 +1,386 @@
+"""Every shipped script runs and its run.py call parses, with the original's hyper-parameters (SPEC §3).
+
+No training happens: PYTHON is a stub that records its argv (one JSON list per line) and exits 0. Each recorded
+run.py call is parsed with arguments.get_args, and its values are compared with the table below, which is written
+from SPEC §3 (the original's scripts) and §4.1 (the README numbers each header must quote).
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from arguments import get_args
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "run_script", "*.sh")))
+SEARCH_SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "search_script", "*.sh")))
+SG, BC, BU, RL = "superglue", "bert-large-cased", "bert-large-uncased", "roberta-large"
+DEB = "microsoft/deberta-v2-xlarge"
+
+# script: (task, dataset, model, bs, lr, dropout, psl, epochs, max_seq_length, seed, output_dir, expected, best epoch)
+# SPEC §3, except the two fixed bugs: conll12_bert loads bert-large-uncased (was roberta-large) and wsc_roberta
+# writes to checkpoints/wsc-roberta (was wsc-bert).
+ORIGINAL = {
+    "boolq_bert": (SG, "boolq", BC, 32, 5e-3, 0.1, 40, 100, 128, 11, "boolq-bert", "74.3", 58),
+    "boolq_roberta": (SG, "boolq", RL, 32, 7e-3, 0.1, 8, 100, 128, 11, "boolq-roberta", "84.0", 86),
+    "copa_bert": (SG, "copa", BC, 16, 1e-2, 0.1, 16, 80, 128, 44, "copa-bert", "77.0", 12),
+    "copa_roberta": (SG, "copa", RL, 16, 9e-3, 0.1, 8, 120, 128, 11, "copa-roberta", "92.0", 78),
+    "rte_bert": (SG, "rte", BC, 32, 1e-2, 0.1, 20, 60, 128, 11, "rte-bert", "80.1", 30),
+    "rte_roberta": (SG, "rte", RL, 32, 5e-3, 0.1, 128, 100, 128, 11, "rte-roberta", "86.6", 65),
+    "wic_bert": (SG, "wic", BC, 16, 1e-4, 0.1, 20, 80, 128, 44, "wic-bert", "75.1", 56),
+    "wic_roberta": (SG, "wic", RL, 32, 1e-2, 0.1, 8, 50, 128, 11, "wic-roberta", "73.7", 31),
+    "wsc_bert": (SG, "wsc", BC, 16, 5e-3, 0.1, 20, 80, 128, 44, "wsc-bert", "68.3", 17),
+    "wsc_roberta": (SG, "wsc", RL, 16, 1e-2, 0.1, 8, 10, 128, 44, "wsc-roberta", "64.4", 3),
+    "conll03_roberta": (
+        "ner",
+        "conll2003",
+        RL,
+        16,
+        3e-2,
+        0.1,
+        11,
+        30,
+        152,
+        11,
+        "conll2003-roberta",
+        "91.8",
+        28,
+    ),
+    "conll04_bert": ("ner", "conll2004", BU, 32, 2e-2, 0.2, 128, 40, 128, 11, "conll2004-bert", "84.5", 33),
+    "conll04_roberta": (
+        "ner",
+        "conll2004",
+        RL,
+        32,
+        6e-2,
+        0.1,
+        144,
+        80,
+        128,
+        11,
+        "conll2004-roberta",
+        "88.4",
+        45,
+    ),
+    "ontonotes_bert": ("ner", "ontonotes", BU, 16, 1e-2, 0.1, 16, 30, 128, 11, "ontonotes-bert", "86.4", 24),
+    "ontonotes_roberta": (
+        "ner",
+        "ontonotes",
+        RL,
+        16,
+        7e-3,
+        0.1,
+        48,
+        60,
+        128,
+        14,
+        "ontonotes-roberta",
+        "90.1",
+        59,
+    ),
+    "conll05_roberta": (
+        "srl",
+        "conll2005",
+        RL,
+        16,
+        6e-3,
+        0.1,
+        224,
+        15,
+        128,
+        11,
+        "conll2005-roberta",
+        "89.4",
+        13,
+    ),
+    "conll12_bert": ("srl", "conll2012", BU, 16, 5e-3, 0.1, 128, 45, 128, 11, "conll2012-bert", "85.3", 43),
+    "conll12_roberta": (
+        "srl",
+        "conll2012",
+        RL,
+        32,
+        5e-3,
+        0.1,
+        64,
+        45,
+        128,
+        11,
+        "conll2012-roberta",
+        "84.7",
+        37,
+    ),
+    "squad_roberta": ("qa", "squad", RL, 8, 5e-3, 0.2, 16, 30, 384, 11, "squad-roberta", "88.1/94.2", 24),
+    "squad_v2_roberta": (
+        "qa",
+        "squad_v2",
+        RL,
+        8,
+        5e-3,
+        0.2,
+        8,
+        10,
+        384,
+        11,
+        "squad_v2-roberta",
+        "81.3/84.7",
+        9,
+    ),
+}
+# Scripts the original lacks: (task, dataset, model, method). Their hyper-parameters are ours, not checked here.
+NEW = {
+    "cb_roberta": (SG, "cb", RL, "prefix"),
+    "multirc_roberta": (SG, "multirc", RL, "prefix"),
+    "rte_deberta": (SG, "rte", DEB, "prefix"),
+    "conll03_deberta": ("ner", "conll2003", DEB, "prefix"),
+    "rte_roberta_prompt": (SG, "rte", RL, "prompt"),
+    "rte_roberta_finetune": (SG, "rte", RL, "finetune"),
+}
+COPA_GRID = list(
+    itertools.product(("5e-3", "7e-3", "1e-2"), (4, 8, 16, 32, 64, 128), (20, 40, 60, 80, 100, 120))
+)
+
+
+@pytest.fixture
+def stub(tmp_path):
+    """(env for a script run with PYTHON=<stub>, a function returning the recorded argv lists)."""
+    log = tmp_path / "calls.jsonl"
+    stub_py = tmp_path / "stub.py"
+    stub_py.write_text(
+        "import json, os, sys\n"
+        "with open(os.environ['STUB_LOG'], 'a') as f:\n"
+        "    f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        "sys.exit(1 if os.environ.get('STUB_FAIL') and os.environ['STUB_FAIL'] in sys.argv else 0)\n"
+    )
+    wrapper = tmp_path / "python-stub"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "{stub_py}" "$@"\n')  # -S: fast start
+    wrapper.chmod(0o755)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    env = {**os.environ, "PYTHON": str(wrapper), "STUB_LOG": str(log), "DATA_DIR": str(data_dir)}
+    for name in ("MODEL_NAME_OR_PATH", "OUTPUT_DIR", "DRY_RUN", "EXTRA_ARGS", "METRIC", "OUTPUT_ROOT"):
+        env.pop(name, None)
+
+    def calls():
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    return env, calls
+
+
+def run_script(path, env, cwd, *args):
+    return subprocess.run(
+        ["bash", path, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def flag(argv, name):
+    return argv[argv.index(name) + 1]
+
+
+def script(name):
+    return os.path.join(ROOT, "run_script", f"run_{name}.sh")
+
+
+def test_every_script_is_listed_and_valid_bash():
+    names = {os.path.basename(p)[4:-3] for p in RUN_SCRIPTS}
+    assert names == set(ORIGINAL) | set(NEW)
+    assert {os.path.basename(p) for p in SEARCH_SCRIPTS} == {"search.sh", "search_copa_roberta.sh"}
+    for path in RUN_SCRIPTS + SEARCH_SCRIPTS:
+        assert subprocess.run(["bash", "-n", path], capture_output=True).returncode == 0, path
+        text = open(path).read()
+        assert text.startswith("#!/usr/bin/env bash\n"), path
+        assert "set -euo pipefail" in text, path
+        assert "CUDA_VISIBLE_DEVICES" not in text, path
+        folder = os.path.basename(os.path.dirname(path))
+        assert f"bash {folder}/{os.path.basename(path)}" in text, (
+            f"{path}: header lacks the command to run it"
+        )
+
+
+@pytest.mark.parametrize("name", sorted(ORIGINAL))
+def test_original_script_has_original_hyperparameters(name, stub, tmp_path):
+    task, dataset, model, bs, lr, dropout, psl, epochs, max_len, seed, out, expected, best = ORIGINAL[name]
+    env, calls = stub
+    proc = run_script(script(name), env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [argv] = calls()
+    assert argv[0] == "run.py"
+    model_args, data_args, training_args, qa_args = get_args(argv[1:])
+
+    assert (data_args.task_name, data_args.dataset_name, model_args.model_name_or_path) == (
+        task,
+        dataset,
+        model,
+    )
+    assert training_args.per_device_train_batch_size == bs
+    assert training_args.learning_rate == lr
+    assert model_args.hidden_dropout_prob == dropout
+    assert model_args.method == "prefix" and model_args.pre_seq_len == psl
+    assert training_args.num_train_epochs == epochs
+    if task in (
+        "ner",
+        "srl",
+    ):  # the original ignored max_seq_length there (no padding, cut at 512): see the header
+        assert data_args.max_seq_length == 512 - psl and data_args.pad_to_max_length is False
+    else:
+        assert data_args.max_seq_length == max_len and data_args.pad_to_max_length is True
+    assert training_args.seed == seed
+    assert model_args.prefix_projection == (name == "wic_bert")
+    assert data_args.template_id == (1 if name == "wic_bert" else 0)
+    assert data_args.data_dir == env["DATA_DIR"]
+    assert training_args.output_dir == f"checkpoints/{out}"
+    assert training_args.do_train and training_args.do_eval
+    assert training_args.do_predict == (task in ("ner", "srl"))  # SuperGLUE/SQuAD have no labelled test split
+    assert (training_args.eval_strategy, training_args.save_strategy) == ("epoch", "epoch")
+    assert training_args.save_total_limit == 1 and training_args.overwrite_output_dir
+
+    header = open(script(name)).read().split("set -euo pipefail")[0]
+    assert (
+        "Expected: " in header and expected in header and f"best epoch {best} (0-based) of {epochs}" in header
+    )
+    assert "exactly the original's" in header
+
+
+def test_the_two_original_script_bugs_are_fixed(stub, tmp_path):
+    env, calls = stub
+    for name in ("conll12_bert", "wsc_roberta"):
+        assert run_script(script(name), env, tmp_path).returncode == 0
+    conll12, wsc = (get_args(argv[1:]) for argv in calls())
+    assert conll12[0].model_name_or_path == "bert-large-uncased"  # the original loaded roberta-large
+    assert wsc[2].output_dir == "checkpoints/wsc-roberta"  # the original wrote to checkpoints/wsc-bert
+
+
+@pytest.mark.parametrize("name", sorted(NEW))
+def test_new_script_parses_and_says_its_values_are_not_the_original(name, stub, tmp_path):
+    task, dataset, model, method = NEW[name]
+    env, calls = stub
+    assert run_script(script(name), env, tmp_path).returncode == 0
+    [argv] = calls()
+    model_args, data_args, training_args, _ = get_args(argv[1:])
+    assert (data_args.task_name, data_args.dataset_name, model_args.model_name_or_path) == (
+        task,
+        dataset,
+        model,
+    )
+    assert model_args.method == method
+    if method == "finetune":
+        assert training_args.learning_rate <= 3e-5 and training_args.num_train_epochs == 20
+    header = open(script(name)).read().split("set -euo pipefail")[0]
+    assert "NOT from the original" in header
+
+
+def test_environment_overrides_and_extra_flags(stub, tmp_path):
+    env, calls = stub
+    env = {**env, "MODEL_NAME_OR_PATH": "/models/my roberta", "OUTPUT_DIR": str(tmp_path / "out dir")}
+    assert run_script(script("rte_roberta"), env, tmp_path, "--max_train_samples", "8").returncode == 0
+    model_args, data_args, training_args, _ = get_args(calls()[0][1:])
+    assert model_args.model_name_or_path == "/models/my roberta"
+    assert training_args.output_dir == str(tmp_path / "out dir")
+    assert data_args.max_train_samples == 8
+
+
+def test_data_dir_is_required_only_without_a_hub_copy(stub, tmp_path):
+    env, calls = stub
+    env = {k: v for k, v in env.items() if k != "DATA_DIR"}
+    assert run_script(script("rte_roberta"), env, tmp_path).returncode == 0
+    assert "--data_dir" not in calls()[0]
+    assert run_script(script("conll03_roberta"), env, tmp_path).returncode == 0  # the Hub copy
+    for name in ("conll04_roberta", "conll05_roberta", "conll12_bert"):  # no Hub copy
+        proc = run_script(script(name), env, tmp_path)
+        assert proc.returncode != 0 and "DATA_DIR" in proc.stderr
+    assert len(calls()) == 2  # run.py was not started for those
+
+
+def test_copa_search_dry_run_prints_the_108_grid_runs(stub, tmp_path):
+    env, calls = stub
+    proc = run_script(
+        os.path.join(ROOT, "search_script", "search_copa_roberta.sh"), {**env, "DRY_RUN": "1"}, tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert calls() == []
+    lines = [shlex.split(line) for line in proc.stdout.splitlines()]
+    runs = [argv[1:] for argv in lines if argv[1] == "run.py"]
+    assert len(runs) == 108
+    grid = []
+    for argv in runs:
+        lr, psl, epochs = (
+            flag(argv, "--learning_rate"),
+            int(flag(argv, "--pre_seq_len")),
+            int(flag(argv, "--num_train_epochs")),
+        )
+        grid.append((lr, psl, epochs))
+        assert flag(argv, "--output_dir") == f"checkpoints/copa-roberta-search/copa-{epochs}-{lr}-{psl}"
+    assert sorted(grid) == sorted(COPA_GRID)
+    # The fixed settings, parsed for the first run.
+    model_args, data_args, training_args, _ = get_args(runs[0][1:])
+    assert (model_args.model_name_or_path, data_args.dataset_name, model_args.method) == (
+        RL,
+        "copa",
+        "prefix",
+    )
+    assert (training_args.per_device_train_batch_size, data_args.max_seq_length) == (16, 128)
+    assert (model_args.hidden_dropout_prob, training_args.seed) == (0.1, 11)
+    assert lines[-1][1:] == ["search.py", "copa", "roberta", "--root", "checkpoints"]
+
+
+def test_copa_search_skips_finished_runs_then_ranks(stub, tmp_path):
+    env, calls = stub
+    done = tmp_path / "checkpoints" / "copa-roberta-search" / "copa-20-5e-3-4"
+    done.mkdir(parents=True)
+    (done / "best_results.json").write_text('{"best_epoch": 3, "best_eval_accuracy": 0.7}')
+    unfinished = tmp_path / "checkpoints" / "copa-roberta-search" / "copa-40-5e-3-4"
+    unfinished.mkdir(parents=True)  # a run that died: no best_results.json, so it runs again
+    proc = run_script(os.path.join(ROOT, "search_script", "search_copa_roberta.sh"), env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    recorded = calls()
+    runs = [argv for argv in recorded if argv[0] == "run.py"]
+    assert len(runs) == 107
+    outs = {flag(argv, "--output_dir") for argv in runs}
+    assert "checkpoints/copa-roberta-search/copa-20-5e-3-4" not in outs
+    assert "checkpoints/copa-roberta-search/copa-40-5e-3-4" in outs
+    assert recorded[-1] == ["search.py", "copa", "roberta", "--root", "checkpoints"]
+    assert "skip (done): checkpoints/copa-roberta-search/copa-20-5e-3-4" in proc.stdout
+
+
+def test_generic_search_seeds_extra_args_and_failures(stub, tmp_path):
+    env, calls = stub
+    env = {
+        **env,
+        "TASK_NAME": "ner",
+        "DATASET_NAME": "conll2003",
+        "MODEL_TAG": "bert",
+        "MODEL_NAME_OR_PATH": BU,
+        "LRS": "1e-2",
+        "PSLS": "8 16",
+        "EPOCHS": "3",
+        "SEEDS": "1 2",
+        "BS": "4",
+        "EXTRA_ARGS": "--do_predict --max_train_samples 16",
+        "METRIC": "f1",
+        "OUTPUT_ROOT": str(tmp_path / "ck"),
+        "STUB_FAIL": str(tmp_path / "ck" / "conll2003-bert-search" / "conll2003-3-1e-2-16-2"),
+    }
+    proc = run_script(os.path.join(ROOT, "search_script", "search.sh"), env, tmp_path, "--logging_steps", "7")
+    assert proc.returncode != 0 and "FAILED run:" in proc.stderr and "conll2003-3-1e-2-16-2" in proc.stderr
+    recorded = calls()
+    runs = [get_args(argv[1:]) for argv in recorded if argv[0] == "run.py"]
+    assert len(runs) == 4  # the failed one did not stop the search
+    got = sorted((m.pre_seq_len, t.seed, os.path.basename(t.output_dir)) for m, d, t, _ in runs)
+    assert got == [
+        (8, 1, "conll2003-3-1e-2-8-1"),
+        (8, 2, "conll2003-3-1e-2-8-2"),
+        (16, 1, "conll2003-3-1e-2-16-1"),
+        (16, 2, "conll2003-3-1e-2-16-2"),
+    ]
+    for m, d, t, _ in runs:
+        assert (m.model_name_or_path, d.task_name, t.per_device_train_batch_size) == (BU, "ner", 4)
+        assert t.do_predict and d.max_train_samples == 16 and t.logging_steps == 7
+        assert d.data_dir == env["DATA_DIR"] and t.save_strategy == "no"
+    assert recorded[-1] == ["search.py", "conll2003", "bert", "f1", "--root", env["OUTPUT_ROOT"]]

@@ -1,0 +1,232 @@
+"""search.py on synthetic search folders written here: args.json from the real save_args, best_results.json by hand."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+import search
+from arguments import get_args, save_args
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_run(folder, results, lr=5e-3, psl=8, epochs=20, seed=11, task="superglue", dataset="copa", extra=()):
+    """A finished run: args.json as run.py writes it, and best_results.json = `results` (a dict or raw text)."""
+    argv = [
+        *("--model_name_or_path", "roberta-large", "--task_name", task, "--dataset_name", dataset),
+        *("--output_dir", str(folder), "--learning_rate", str(lr), "--pre_seq_len", str(psl)),
+        *("--num_train_epochs", str(epochs), "--seed", str(seed), "--per_device_train_batch_size", "16"),
+        "--prefix",
+        *extra,
+    ]
+    save_args(str(folder), *get_args(argv))
+    if results is not None:
+        text = results if isinstance(results, str) else json.dumps(results)
+        (folder / "best_results.json").write_text(text)
+    return folder
+
+
+def acc(value, epoch=1):
+    return {"best_epoch": epoch, "best_eval_accuracy": value, "best_eval_loss": 0.5}
+
+
+@pytest.fixture
+def search_dir(tmp_path):
+    d = tmp_path / "copa-roberta-search"
+    d.mkdir()
+    return d
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_picks_the_best_run_and_reports_hyperparameters_from_args_json(tmp_path, search_dir, capsys):
+    # Folder names lie on purpose: the hyper-parameters must come from args.json.
+    make_run(search_dir / "copa-20-5e-3-4", acc(0.70), lr=5e-3, psl=4, epochs=20)
+    make_run(search_dir / "copa-40-5e-3-4", acc(0.92, epoch=78), lr=9e-3, psl=16, epochs=120, seed=44)
+    make_run(search_dir / "copa-60-5e-3-4", acc(0.85), lr=1e-2, psl=8, epochs=60)
+
+    assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "best_accuracy: 0.92"
+    assert json.loads(out[1]) == acc(0.92, epoch=78)
+    assert out[2] == str(search_dir / "copa-40-5e-3-4" / "best_results.json")
+    assert out[3] == (
+        "hyper-parameters (args.json): learning_rate=0.009 pre_seq_len=16 num_train_epochs=120 "
+        "seed=44 per_device_train_batch_size=16 hidden_dropout_prob=0.1 prefix_projection=False method=prefix"
+    )
+    table = out[out.index("all 3 runs, by best_eval_accuracy:") + 1 :][:4]
+    assert table[0].split() == "accuracy best_epoch lr psl epochs seed bs dropout proj method run".split()
+    assert [line.split() for line in table[1:]] == [
+        "0.92 78 0.009 16 120 44 16 0.1 False prefix copa-40-5e-3-4".split(),
+        "0.85 1 0.01 8 60 11 16 0.1 False prefix copa-60-5e-3-4".split(),
+        "0.7 1 0.005 4 20 11 16 0.1 False prefix copa-20-5e-3-4".split(),
+    ]
+
+
+def test_csv_rows_equal_the_runs_sorted_by_metric(tmp_path, search_dir, capsys):
+    make_run(search_dir / "a", acc(0.6), lr=5e-3, psl=4)
+    make_run(search_dir / "b", acc(0.8), lr=7e-3, psl=8)
+    make_run(search_dir / "c", acc(0.7), lr=1e-2, psl=16, extra=("--prefix_projection",))
+    assert search.main(["copa", "roberta", "--root", str(tmp_path), "--csv", str(tmp_path / "t.csv")]) == 0
+    rows = read_csv(tmp_path / "t.csv")
+    got = [
+        (
+            r["run"],
+            float(r["accuracy"]),
+            float(r["learning_rate"]),
+            int(r["pre_seq_len"]),
+            r["prefix_projection"],
+        )
+        for r in rows
+    ]
+    assert got == [("b", 0.8, 7e-3, 8, "False"), ("c", 0.7, 1e-2, 16, "True"), ("a", 0.6, 5e-3, 4, "False")]
+    assert [r["path"] for r in rows] == [str(search_dir / n) for n in "bca"]
+    assert {r["method"] for r in rows} == {"prefix"} and {r["best_epoch"] for r in rows} == {"1"}
+    # Default CSV location: inside the search folder.
+    assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
+    assert read_csv(search_dir / "runs.csv") == rows
+
+
+def test_ties_go_to_the_first_run_in_path_order(tmp_path, search_dir, capsys):
+    # Created in reverse order, so neither creation time nor os.listdir order can explain the choice.
+    make_run(search_dir / "run-b", acc(0.9), lr=7e-3)
+    make_run(search_dir / "run-a", acc(0.9), lr=5e-3)
+    make_run(search_dir / "run-c", acc(0.5))
+    assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2] == str(search_dir / "run-a" / "best_results.json")
+    assert "tie: 2 runs share the best value (run-a, run-b); the first in path order is reported" in out
+    assert [r["run"] for r in read_csv(search_dir / "runs.csv")] == ["run-a", "run-b", "run-c"]
+
+
+def test_corrupt_missing_and_metric_less_results_are_skipped_with_a_warning(tmp_path, search_dir, capsys):
+    make_run(search_dir / "good", acc(0.6))
+    make_run(search_dir / "corrupt", '{"best_epoch": 3, "best_eval_accur')
+    make_run(search_dir / "unfinished", None)
+    make_run(search_dir / "other-metric", {"best_epoch": 2, "best_eval_f1": 0.99})
+    make_run(search_dir / "not-a-number", {"best_epoch": 2, "best_eval_accuracy": "0.99"})
+    make_run(search_dir / "nan", '{"best_epoch": 2, "best_eval_accuracy": NaN}')
+    (search_dir / "no-args").mkdir()
+    (search_dir / "no-args" / "best_results.json").write_text(json.dumps(acc(0.4)))
+
+    assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == "best_accuracy: 0.6"
+    err = captured.err
+    assert f"skipping {search_dir / 'corrupt' / 'best_results.json'}: unreadable" in err
+    assert f"skipping {search_dir / 'unfinished'}: no best_results.json" in err
+    assert (
+        f"skipping {search_dir / 'other-metric' / 'best_results.json'}: no numeric 'best_eval_accuracy'"
+        in err
+    )
+    assert f"skipping {search_dir / 'not-a-number' / 'best_results.json'}" in err
+    assert f"skipping {search_dir / 'nan' / 'best_results.json'}" in err
+    assert f"{search_dir / 'no-args'}: hyper-parameters unknown" in err
+    rows = read_csv(search_dir / "runs.csv")
+    assert [(r["run"], r["learning_rate"]) for r in rows] == [("good", "0.005"), ("no-args", "")]
+
+
+def test_no_runs_is_an_error(tmp_path, capsys):
+    assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 1
+    assert "error: no run of copa-roberta" in capsys.readouterr().err
+    d = tmp_path / "copa-roberta-search" / "broken"
+    d.mkdir(parents=True)
+    (d / "best_results.json").write_text("not json")
+    assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 1
+    assert not (tmp_path / "copa-roberta-search" / "runs.csv").exists()
+
+
+def test_default_metric_comes_from_the_registry(tmp_path, monkeypatch, capsys):
+    import tasks.registry
+
+    asked = []
+
+    def fake_get_task(family, name):
+        asked.append((family, name))
+        return SimpleNamespace(main_metric="f1a")
+
+    monkeypatch.setattr(tasks.registry, "get_task", fake_get_task)
+    d = tmp_path / "multirc-roberta-search"
+    d.mkdir()
+    make_run(d / "x", {"best_epoch": 0, "best_eval_f1a": 0.7, "best_eval_accuracy": 0.9}, dataset="multirc")
+    make_run(d / "y", {"best_epoch": 0, "best_eval_f1a": 0.8, "best_eval_accuracy": 0.1}, dataset="multirc")
+    assert search.main(["multirc", "roberta", "--root", str(tmp_path)]) == 0
+    assert asked == [("superglue", "multirc")]
+    assert capsys.readouterr().out.splitlines()[0] == "best_f1a: 0.8"
+    # An explicit METRIC always wins and the registry is not asked.
+    assert search.main(["multirc", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
+    assert asked == [("superglue", "multirc")]
+    assert capsys.readouterr().out.splitlines()[0] == "best_accuracy: 0.9"
+
+
+def test_default_metric_falls_back_to_the_original_rule(tmp_path, monkeypatch, capsys):
+    import tasks.registry
+
+    def broken(family, name):
+        raise ImportError("tasks.ner needs seqeval")
+
+    monkeypatch.setattr(tasks.registry, "get_task", broken)
+    d = tmp_path / "conll2003-bert-search"
+    d.mkdir()
+    make_run(
+        d / "r", {"best_epoch": 4, "best_eval_f1": 0.91, "best_test_f1": 0.9}, task="ner", dataset="conll2003"
+    )
+    assert search.main(["conll2003", "bert", "--root", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == "best_f1: 0.91"
+    assert "task registry unavailable" in captured.err
+    assert search.default_metric("rte", None) == "accuracy"  # no args.json at all: the original's name lists
+    assert search.default_metric("squad", None) == "f1"
+
+
+def test_mean_and_std_over_seeds(tmp_path, search_dir, capsys):
+    make_run(search_dir / "s1", acc(0.80), seed=1)
+    make_run(search_dir / "s2", acc(0.90), seed=2)
+    make_run(search_dir / "s3", acc(0.85), seed=3)
+    make_run(search_dir / "other", acc(0.95), lr=1e-2, seed=1)  # one seed only: no mean line
+    assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    mean_lines = [line for line in out.splitlines() if "±" in line and "n=" in line]
+    assert len(mean_lines) == 1
+    assert mean_lines[0].strip().startswith("0.8500 ± 0.0500  (n=3, seeds 1 2 3)  learning_rate=0.005")
+
+
+def test_any_folder_of_runs_when_there_is_no_search_folder(tmp_path, capsys):
+    make_run(tmp_path / "sweep" / "one", acc(0.7))
+    make_run(tmp_path / "sweep" / "deep" / "two", acc(0.8))
+    make_run(tmp_path / "rte-roberta", acc(0.99), dataset="rte")  # another dataset: ignored
+    assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "best_accuracy: 0.8"
+    assert [r["run"] for r in read_csv(tmp_path / "runs.csv")] == ["sweep/deep/two", "sweep/one"]
+
+
+def test_command_line(tmp_path, search_dir):
+    make_run(search_dir / "copa-20-5e-3-4", acc(0.75))
+    ok = subprocess.run(
+        [sys.executable, "search.py", "copa", "roberta", "accuracy", "--root", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines()[0] == "best_accuracy: 0.75"
+    missing = subprocess.run(
+        [sys.executable, "search.py", "wic", "bert", "accuracy", "--root", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 1 and "error: no run of wic-bert" in missing.stderr
