@@ -1,4 +1,4 @@
-"""Shared file plumbing for the task families: where each split's file is, JSON-lines / TSV readers with line
+"""Shared file plumbing for the task families: where each split's file is, a JSON-lines reader with line
 numbers in their errors, and the thin Hub fallback."""
 
 from __future__ import annotations

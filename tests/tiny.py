@@ -54,3 +54,33 @@ def roberta_tokenizer(add_prefix_space: bool = True) -> RobertaTokenizerFast:
         add_prefix_space=add_prefix_space,
         model_max_length=512,
     )
+
+
+def save_tiny_model(path: str, kind: str = "bert", seed: int = 0) -> str:
+    """A tiny random backbone + tokenizer saved as a local model directory (what --model_name_or_path takes)."""
+    import torch
+    from transformers import AutoModel, BertConfig, RobertaConfig
+
+    torch.manual_seed(seed)
+    sizes = dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    if kind == "bert":
+        tokenizer = bert_tokenizer()
+        config = BertConfig(vocab_size=len(tokenizer), **sizes)
+    else:
+        tokenizer = roberta_tokenizer()
+        config = RobertaConfig(
+            vocab_size=len(tokenizer),
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            **{**sizes, "max_position_embeddings": 514},
+        )
+    AutoModel.from_config(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -1,0 +1,432 @@
+"""SuperGLUE: boolq cb rte wic wsc copa multirc record, one registered Task each.
+
+Data. The official jsonl files `<Task>/{train,val,test}.jsonl` (split "validation" is val.jsonl) under
+--data_dir, which may be the SuperGLUE folder or the task folder itself; explicit --*_file override; without
+either, the Hub copy `aps/super_glue` (config = dataset name). Local and Hub data end as the same columns, the
+Hub's names:
+  boolq   question passage idx label
+  cb, rte premise hypothesis idx label
+  wic     word sentence1 sentence2 idx label
+  wsc     text span1_index span2_index span1_text span2_text idx label
+  copa    premise choice1 choice2 question idx label
+  multirc paragraph question answer idx{paragraph,question,answer} label      (one row per answer option)
+  record  passage query entities answers idx{passage,query}                   (one row per query, no label)
+`label` is an id into the task's label_list (the Hub's class order), -1 where the split has no labels (test).
+
+Inputs follow the original tasks/superglue/dataset.py (SPEC §2): pair encodings truncated longest_first at
+--max_seq_length; WiC/WSC templates chosen by --template_id; COPA as 2-way multiple choice, features (2, T);
+ReCoRD one feature per (query, candidate entity). Labels go to the "labels" column.
+
+Metrics: accuracy; CB adds macro-F1; MultiRC the official F1a and EM; ReCoRD SQuAD F1/EM of the best entity.
+predictions_to_records writes the leaderboard's jsonl rows (the format of jiant's SuperGLUE submission
+writer): {"idx", "label"} per example, COPA's label an int; MultiRC one row per paragraph,
+{"idx", "passage": {"questions": [{"idx", "answers": [{"idx", "label"}]}]}}; ReCoRD one
+{"idx", "label": entity} per query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import datasets
+import numpy as np
+
+from model.utils import TaskType
+from tasks.classification_metrics import accuracy, f1_binary, f1_macro
+from tasks.io import find_split_files, load_from_hub, read_jsonl, require_keys, uses_local_files
+from tasks.registry import DataError, Task, register_task
+from tasks.squad_metrics import exact_match_score, f1_score, metric_max_over_ground_truths
+
+HUB_ID = "aps/super_glue"
+LAYOUT = {"train": ("train.jsonl",), "validation": ("val.jsonl",), "test": ("test.jsonl",)}
+BOOL_LABELS = ("False", "True")  # the Hub's order for boolq, wic, wsc, multirc
+
+_STR, _INT, _LABEL = datasets.Value("string"), datasets.Value("int32"), datasets.Value("int64")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Reading the official files: each reader turns one json line into the task's raw rows.
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _numbered_rows(path: str):
+    """(line number, object) per non-empty line, so later checks can name file:line as read_jsonl does."""
+    rows = read_jsonl(path)
+    with open(path, encoding="utf-8") as f:
+        linenos = [n for n, line in enumerate(f, start=1) if line.strip()]
+    return zip(linenos, rows, strict=True)
+
+
+def _label_id(value, label_list: tuple[str, ...], where: str) -> int:
+    """Id of a gold label. Boolean tasks accept JSON booleans, 0/1 (MultiRC) and "true"/"false" strings."""
+    key = str(value)
+    if label_list == BOOL_LABELS:
+        key = {"0": "False", "1": "True"}.get(key, key.capitalize())
+    if key not in label_list:
+        raise DataError(f"{where}: label {value!r} is not one of {', '.join(label_list)}.")
+    return label_list.index(key)
+
+
+def _flat_reader(*keys: str):
+    """Reader for tasks whose json line already is one row: copy `keys`, idx and the label."""
+
+    def read(row, path, lineno, label_list, labelled):
+        require_keys(row, (*keys, "idx") + (("label",) if labelled else ()), path, lineno)
+        out = {k: row[k] for k in (*keys, "idx")}
+        out["label"] = _label_id(row["label"], label_list, f"{path}:{lineno}") if labelled else -1
+        return [out]
+
+    return read
+
+
+def _read_wsc(row, path, lineno, label_list, labelled):
+    require_keys(row, ("text", "target", "idx") + (("label",) if labelled else ()), path, lineno)
+    spans = ("span1_index", "span2_index", "span1_text", "span2_text")
+    require_keys(row["target"], spans, path, lineno)
+    n_words = len(row["text"].split())
+    if not 0 <= row["target"]["span2_index"] < n_words:  # template 1 marks this word
+        raise DataError(
+            f"{path}:{lineno}: span2_index {row['target']['span2_index']} is outside the {n_words} words."
+        )
+    out = {"text": row["text"], **{k: row["target"][k] for k in spans}, "idx": row["idx"]}
+    out["label"] = _label_id(row["label"], label_list, f"{path}:{lineno}") if labelled else -1
+    return [out]
+
+
+def _read_multirc(row, path, lineno, label_list, labelled):
+    """One row per answer option, as the Hub's multirc."""
+    require_keys(row, ("idx", "passage"), path, lineno)
+    require_keys(row["passage"], ("text", "questions"), path, lineno)
+    rows = []
+    for question in row["passage"]["questions"]:
+        require_keys(question, ("question", "answers", "idx"), path, lineno)
+        for answer in question["answers"]:
+            require_keys(answer, ("text", "idx") + (("label",) if labelled else ()), path, lineno)
+            label = _label_id(answer["label"], label_list, f"{path}:{lineno}") if labelled else -1
+            idx = {"paragraph": row["idx"], "question": question["idx"], "answer": answer["idx"]}
+            paragraph, text = row["passage"]["text"], answer["text"]
+            rows.append(
+                {"paragraph": paragraph, "question": question["question"], "answer": text}
+                | {"idx": idx, "label": label}
+            )
+    return rows
+
+
+def _read_record(row, path, lineno, label_list, labelled):
+    """One row per query. Candidates are the passage's distinct entity strings in order of appearance (entity
+    `end` is inclusive), answers the distinct answer strings, as the Hub's record."""
+    require_keys(row, ("idx", "passage", "qas"), path, lineno)
+    require_keys(row["passage"], ("text", "entities"), path, lineno)
+    text = row["passage"]["text"]
+    spans = sorted((e["start"], e["end"]) for e in row["passage"]["entities"])
+    entities = list(dict.fromkeys(text[start : end + 1] for start, end in spans))
+    rows = []
+    for qa in row["qas"]:
+        require_keys(qa, ("query", "idx") + (("answers",) if labelled else ()), path, lineno)
+        answers = sorted({a["text"] for a in qa.get("answers", [])})
+        idx = {"passage": row["idx"], "query": qa["idx"]}
+        rows.append(
+            {"passage": text, "query": qa["query"], "entities": entities, "answers": answers, "idx": idx}
+        )
+    return rows
+
+
+def _loader(name: str, folder: str, features: datasets.Features, read: Callable, label_list):
+    def load(data_args, splits) -> datasets.DatasetDict:
+        if not uses_local_files(data_args):
+            return load_from_hub(HUB_ID, name, splits).select_columns(list(features))
+        files = find_split_files(data_args, splits, (folder, ""), LAYOUT)
+        out = {}
+        for split, path in files.items():
+            labelled = split != "test"  # the official test files have no labels
+            rows = [
+                r
+                for lineno, obj in _numbered_rows(path)
+                for r in read(obj, path, lineno, label_list, labelled)
+            ]
+            if not rows:
+                raise DataError(
+                    f"{path}: no examples (expected the official {folder}/{LAYOUT[split][0]} jsonl)."
+                )
+            out[split] = datasets.Dataset.from_list(rows, features=features)
+        return datasets.DatasetDict(out)
+
+    return load
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Preprocessing (batched datasets.map functions), as the original tasks/superglue/dataset.py.
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _encode(tokenizer, data_args, first, second=None):
+    max_length = min(data_args.max_seq_length, tokenizer.model_max_length)
+    padding = "max_length" if data_args.pad_to_max_length else False
+    return dict(tokenizer(first, second, truncation=True, max_length=max_length, padding=padding))
+
+
+def _columns(first: str, second: str | None = None):
+    return lambda batch, data_args: (batch[first], batch[second] if second else None)
+
+
+def _wic_texts(batch, data_args):
+    rows = list(zip(batch["word"], batch["sentence1"], batch["sentence2"], strict=True))
+    if data_args.template_id == 0:  # one text (the original's RoBERTa scripts)
+        return [f"{s1} {s2} Does {w} have the same meaning in both sentences?" for w, s1, s2 in rows], None
+    return [f"{w}: {s1}" for w, s1, _ in rows], [f"{w}: {s2}" for w, _, s2 in rows]  # pair (the BERT script)
+
+
+def _star_word(text: str, index: int) -> str:
+    words = text.split()
+    words[index] = f"*{words[index]}*"
+    return " ".join(words)
+
+
+def _wsc_texts(batch, data_args):
+    if data_args.template_id == 0:  # "pronoun: sentence" vs the candidate noun phrase
+        first = [f"{p}: {t}" for p, t in zip(batch["span2_text"], batch["text"], strict=True)]
+    else:  # the pronoun marked in place: "... *he* ..."
+        first = [_star_word(t, i) for t, i in zip(batch["text"], batch["span2_index"], strict=True)]
+    return first, batch["span1_text"]
+
+
+def _multirc_texts(batch, data_args):
+    return batch["paragraph"], [f"{q} {a}" for q, a in zip(batch["question"], batch["answer"], strict=True)]
+
+
+def _classification(texts: Callable):
+    def preprocess(batch, tokenizer, data_args):
+        encoded = _encode(tokenizer, data_args, *texts(batch, data_args))
+        encoded["labels"] = list(batch["label"])
+        return encoded
+
+    return preprocess
+
+
+def _preprocess_multirc(batch, tokenizer, data_args):
+    encoded = _classification(_multirc_texts)(batch, tokenizer, data_args)
+    # EM groups answer options by question; question idx is only unique together with its paragraph
+    encoded["question_id"] = [f"{i['paragraph']}-{i['question']}" for i in batch["idx"]]
+    return encoded
+
+
+def _preprocess_copa(batch, tokenizer, data_args):
+    """Each choice as a pair ("premise because|so", choice): every input key becomes (2, T) per example."""
+    text_a = [
+        f"{p} {'because' if q == 'cause' else 'so'}"
+        for p, q in zip(batch["premise"], batch["question"], strict=True)
+    ]
+    choices = [_encode(tokenizer, data_args, text_a, batch[key]) for key in ("choice1", "choice2")]
+    encoded = {
+        key: [list(pair) for pair in zip(choices[0][key], choices[1][key], strict=True)] for key in choices[0]
+    }
+    encoded["labels"] = list(batch["label"])
+    return encoded
+
+
+def _preprocess_record(batch, tokenizer, data_args):
+    """One feature per (query, entity): (passage, query with @placeholder := entity), label 1 iff entity is an
+    answer. Keeps "question_id" (the query idx) and "entity" for the metric."""
+    first, second, labels, question_ids, entities = [], [], [], [], []
+    for passage, query, candidates, answers, idx in zip(
+        batch["passage"], batch["query"], batch["entities"], batch["answers"], batch["idx"], strict=True
+    ):
+        passage = passage.replace("@highlight\n", "- ")
+        for entity in candidates:
+            first.append(passage)
+            second.append(query.replace("@placeholder", entity))
+            labels.append(int(entity in answers))
+            question_ids.append(idx["query"])
+            entities.append(entity)
+    # the tokenizer rejects an empty batch (queries without candidates): same columns, no rows
+    encoded = (
+        _encode(tokenizer, data_args, first, second)
+        if first
+        else {k: [] for k in tokenizer.model_input_names}
+    )
+    return encoded | {"labels": labels, "question_id": question_ids, "entity": entities}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Metrics and leaderboard rows.
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _logits(predictions) -> np.ndarray:
+    return np.asarray(predictions[0] if isinstance(predictions, tuple) else predictions)
+
+
+def _predicted_ids(predictions) -> np.ndarray:
+    return np.argmax(_logits(predictions), axis=-1)
+
+
+def _gold(features) -> np.ndarray:
+    return np.asarray(features["labels"])
+
+
+def _metrics_accuracy(predictions, features, examples, data_args):
+    return {"accuracy": accuracy(_predicted_ids(predictions), _gold(features))}
+
+
+def _metrics_cb(predictions, features, examples, data_args):
+    preds, gold = _predicted_ids(predictions), _gold(features)
+    scores = {"accuracy": accuracy(preds, gold), "f1": f1_macro(preds, gold)}
+    return scores | {"combined_score": float(np.mean(list(scores.values())))}  # as the original's cb metric
+
+
+def _metrics_multirc(predictions, features, examples, data_args):
+    """The official MultiRC scores: F1a = binary F1 over all answer options; EM = fraction of questions whose
+    options are all predicted right."""
+    preds, gold = _predicted_ids(predictions), _gold(features)
+    all_right: dict[str, bool] = {}
+    for qid, ok in zip(features["question_id"], preds == gold, strict=True):
+        all_right[qid] = all_right.get(qid, True) and bool(ok)
+    return {"f1a": f1_binary(preds, gold), "em": float(np.mean(list(all_right.values())))}
+
+
+def _record_choices(predictions, features) -> dict[int, str]:
+    """Per query id, the entity with the highest class-1 probability (softmax; the first one on ties)."""
+    if len(features) == 0:  # no query had a candidate (datasets then keeps no feature columns at all)
+        return {}
+    logits = _logits(predictions).astype(np.float64)
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    prob1 = np.exp(logits[:, 1]) / np.exp(logits).sum(axis=-1)
+    best: dict[int, tuple[float, str]] = {}
+    for qid, entity, p in zip(features["question_id"], features["entity"], prob1, strict=True):
+        if qid not in best or p > best[qid][0]:
+            best[qid] = (p, entity)
+    return {qid: entity for qid, (_, entity) in best.items()}
+
+
+def _metrics_record(predictions, features, examples, data_args):
+    """SQuAD max-over-answers F1 / EM of each query's chosen entity, averaged over every query of `examples`
+    (a query without candidates predicts "")."""
+    choices = _record_choices(predictions, features)
+    f1, em = [], []
+    for idx, answers in zip(examples["idx"], examples["answers"], strict=True):
+        prediction = choices.get(idx["query"], "")
+        f1.append(metric_max_over_ground_truths(f1_score, prediction, answers))
+        em.append(metric_max_over_ground_truths(exact_match_score, prediction, answers))
+    return {"f1": float(np.mean(f1)), "exact_match": float(np.mean(em))}
+
+
+def _check_aligned(predictions, examples):
+    if len(_logits(predictions)) != len(examples):
+        raise ValueError(f"{len(_logits(predictions))} predictions for {len(examples)} examples")
+
+
+def _records_per_example(names: tuple[str, ...] | None):
+    """{"idx", "label"} per example; `names`: the leaderboard's label strings (None: the label id, COPA)."""
+
+    def to_records(predictions, features, examples, data_args):
+        _check_aligned(predictions, examples)
+        preds = _predicted_ids(predictions)
+        return [
+            {"idx": int(i), "label": names[p] if names else int(p)}
+            for i, p in zip(examples["idx"], preds, strict=True)
+        ]
+
+    return to_records
+
+
+def _records_multirc(predictions, features, examples, data_args):
+    """One row per paragraph, the leaderboard's nesting: passage.questions[].answers[] with 0/1 labels."""
+    _check_aligned(predictions, examples)
+    grouped: dict[int, dict[int, list]] = {}
+    for idx, pred in zip(examples["idx"], _predicted_ids(predictions), strict=True):
+        answers = grouped.setdefault(idx["paragraph"], {}).setdefault(idx["question"], [])
+        answers.append({"idx": idx["answer"], "label": int(pred)})
+    return [
+        {"idx": p, "passage": {"questions": [{"idx": q, "answers": a} for q, a in questions.items()]}}
+        for p, questions in grouped.items()
+    ]
+
+
+def _records_record(predictions, features, examples, data_args):
+    """One {"idx": query idx, "label": chosen entity} per query."""
+    choices = _record_choices(predictions, features)
+    return [{"idx": idx["query"], "label": choices.get(idx["query"], "")} for idx in examples["idx"]]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The datasets, one row each.
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _features(**columns) -> datasets.Features:
+    return datasets.Features(columns)
+
+
+_BOOLQ = _features(question=_STR, passage=_STR, idx=_INT, label=_LABEL)
+_NLI = _features(premise=_STR, hypothesis=_STR, idx=_INT, label=_LABEL)
+_WIC = _features(word=_STR, sentence1=_STR, sentence2=_STR, idx=_INT, label=_LABEL)
+_WSC = _features(
+    text=_STR, span1_index=_INT, span2_index=_INT, span1_text=_STR, span2_text=_STR, idx=_INT, label=_LABEL
+)
+_COPA = _features(premise=_STR, choice1=_STR, choice2=_STR, question=_STR, idx=_INT, label=_LABEL)
+_MULTIRC = _features(
+    paragraph=_STR,
+    question=_STR,
+    answer=_STR,
+    idx={"paragraph": _INT, "question": _INT, "answer": _INT},
+    label=_LABEL,
+)
+_RECORD = _features(
+    passage=_STR,
+    query=_STR,
+    entities=datasets.List(_STR),
+    answers=datasets.List(_STR),
+    idx={"passage": _INT, "query": _INT},
+)
+
+
+TASKS: dict[str, Task] = {}  # dataset name -> its registered Task
+
+
+def _register(
+    name, folder, features, read, preprocess, compute_metrics, records, label_list, main="accuracy", **kw
+):
+    TASKS[name] = register_task(
+        Task(
+            family="superglue",
+            name=name,
+            task_type=kw.pop("task_type", TaskType.SEQUENCE_CLASSIFICATION),
+            # COPA's gold is the choice number 0/1 (its label_list is None: one score per choice)
+            load=_loader(name, folder, features, read, label_list or ("0", "1")),
+            preprocess=preprocess,
+            compute_metrics=compute_metrics,
+            main_metric=main,
+            label_list=label_list,
+            schedule="linear",  # the original's BaseTrainer: HF linear decay
+            predictions_to_records=records,
+            hub_id=HUB_ID,
+            extra={"folder": folder},
+            **kw,
+        )
+    )
+
+
+_LOWER_BOOL = ("false", "true")  # BoolQ and WiC leaderboard labels; WSC's are "False"/"True"
+NLI3 = ("entailment", "contradiction", "neutral")
+NLI2 = ("entailment", "not_entailment")
+_QP, _PH = ("question", "passage"), ("premise", "hypothesis")
+
+# fmt: off
+_register("boolq", "BoolQ", _BOOLQ, _flat_reader(*_QP), _classification(_columns(*_QP)),
+          _metrics_accuracy, _records_per_example(_LOWER_BOOL), BOOL_LABELS)
+_register("cb", "CB", _NLI, _flat_reader(*_PH), _classification(_columns(*_PH)),
+          _metrics_cb, _records_per_example(NLI3), NLI3)
+_register("rte", "RTE", _NLI, _flat_reader(*_PH), _classification(_columns(*_PH)),
+          _metrics_accuracy, _records_per_example(NLI2), NLI2)
+_register("wic", "WiC", _WIC, _flat_reader("word", "sentence1", "sentence2"), _classification(_wic_texts),
+          _metrics_accuracy, _records_per_example(_LOWER_BOOL), BOOL_LABELS)
+_register("wsc", "WSC", _WSC, _read_wsc, _classification(_wsc_texts),
+          _metrics_accuracy, _records_per_example(BOOL_LABELS), BOOL_LABELS)
+_register("copa", "COPA", _COPA, _flat_reader("premise", "choice1", "choice2", "question"), _preprocess_copa,
+          _metrics_accuracy, _records_per_example(None), None,
+          task_type=TaskType.MULTIPLE_CHOICE, collator="multiple_choice")
+_register("multirc", "MultiRC", _MULTIRC, _read_multirc, _preprocess_multirc,
+          _metrics_multirc, _records_multirc, BOOL_LABELS, main="f1a")
+_register("record", "ReCoRD", _RECORD, _read_record, _preprocess_record,
+          _metrics_record, _records_record, ("0", "1"), main="f1")
+# fmt: on
