@@ -153,7 +153,7 @@ def find_resumable_checkpoint(training_args) -> str | None:
             "resume). Pass --overwrite_output_dir to write over it, or choose another --output_dir."
         )
     if last is not None:
-        logger.info("Resuming training from %s (pass --overwrite_output_dir to start afresh).", last)
+        logger.warning("Resuming training from %s (pass --overwrite_output_dir to start afresh).", last)
     return last
 
 
@@ -195,8 +195,9 @@ def load_tokenizer(model_args, task, config):
     quirks = get_backbone(config)
     kwargs = {"add_prefix_space": True} if task.pretokenized and quirks.add_prefix_space else {}
     path = model_args.tokenizer_name or model_args.model_name_or_path
+    fix = "the directory needs the tokenizer files (tokenizer.json or vocab files), or pass --tokenizer_name"
     try:
-        return AutoTokenizer.from_pretrained(
+        tokenizer = AutoTokenizer.from_pretrained(
             path,
             cache_dir=model_args.cache_dir,
             revision=model_args.model_revision,
@@ -206,9 +207,17 @@ def load_tokenizer(model_args, task, config):
         )
     except (OSError, ValueError, TypeError) as err:
         raise SystemExit(
-            f"error: cannot load a tokenizer from {path!r}: the directory needs the tokenizer files "
-            f"(tokenizer.json or vocab files), or pass --tokenizer_name. ({str(err).splitlines()[0]})"
+            f"error: cannot load a tokenizer from {path!r}: {fix}. ({str(err).splitlines()[0]})"
         ) from None
+    # transformers 5 builds an EMPTY tokenizer (special tokens only) from a directory without tokenizer files
+    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
+        raise SystemExit(f"error: cannot load a tokenizer from {path!r}: it has no vocabulary; {fix}.")
+    if len(tokenizer) > config.vocab_size:
+        raise SystemExit(
+            f"error: the tokenizer of {path!r} has {len(tokenizer)} tokens but the model only {config.vocab_size} "
+            "embeddings: tokenizer and model do not belong together."
+        )
+    return tokenizer
 
 
 def load_ptuning_checkpoint(model, directory: str) -> None:

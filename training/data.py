@@ -55,16 +55,16 @@ def tokenize(raw: datasets.DatasetDict, task, tokenizer, data_args) -> datasets.
 
 
 def has_labels(features: datasets.Dataset) -> bool:
-    """False for unlabelled test splits (labels all -1 / -100, or no label column)."""
-    if "labels" in features.column_names:
-        first = features[0]["labels"]
-        flat = (
-            torch.tensor(features["labels"]).flatten()
-            if isinstance(first, list)
-            else torch.tensor(features["labels"])
-        )
-        return bool((flat >= 0).any()) if flat.dtype != torch.float32 else True
-    return "start_positions" in features.column_names
+    """False for unlabelled test splits: no label column, or labels all -1 / -100 (regression floats count)."""
+    if "start_positions" in features.column_names:
+        return True
+    if "labels" not in features.column_names or len(features) == 0:
+        return False
+    for row in features["labels"]:
+        for value in row if isinstance(row, list) else [row]:
+            if isinstance(value, float) or value >= 0:
+                return True
+    return False
 
 
 class MultipleChoiceCollator:

@@ -1,0 +1,270 @@
+"""Shared helpers of the word-tagging families (tasks/ner.py, tasks/srl.py): column files, tag schemes,
+sub-token label alignment, word-level predictions and the seqeval metric.
+
+Contracts:
+  read_column_file(path, token_col, tag_col, ...) -> list of Sentence(tokens, tags, lineno)
+      Blank lines and `-DOCSTART-` lines end a sentence; too few columns is a DataError "file:line".
+  to_iob2(tags) / bilou_to_bio(tags): tag-scheme conversions (pure functions on one sentence).
+  convert_and_check(raw, convert, labels, where): the converted tags; a DataError names the first unknown
+      raw tag.
+  fix_empty_words(batch_words, encoding, tokenizer): the batch with words that tokenize to nothing replaced
+      by the unk token (None when there are none).
+  first_subtoken_labels(word_ids, sequence_ids, word_label_ids): the per-token label row (-100 except on each
+      word's first sub-token), from the fast tokenizer's `word_ids()`, so it always matches the input.
+  word_predictions(logits, labels, label_list): per-feature predicted tags of the words with a label position.
+  gold_and_predicted(...): word-level (gold, predicted) tags per example, truncated words predicted "O".
+  seqeval_scores(gold, pred): seqeval's default (conlleval) micro precision/recall/f1 + token accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import datasets
+import numpy as np
+
+from tasks.registry import DataError
+
+IGNORE = -100  # label of special tokens, non-first sub-tokens and padding: skipped by the loss and the metric
+
+
+class Sentence(NamedTuple):
+    tokens: list[str]
+    tags: list[str]
+    lineno: int  # line of the sentence's first token, for error messages
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_column_file(
+    path: str, token_col: int, tag_col: int = -1, *, sep: str | None = None, min_columns: int = 2
+) -> list[Sentence]:
+    """Sentences of a CoNLL-style column file (one token per line, blank line between sentences).
+
+    `sep=None` splits on runs of whitespace (CoNLL-2003/2004 space-separated files), `sep="\\t"` on tabs
+    (OntoNotes .sd.conllx). `-DOCSTART-` lines are document markers, not tokens (as the original's loaders).
+    """
+    sentences: list[Sentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = 0
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip() or line.startswith("-DOCSTART-"):
+                if tokens:
+                    sentences.append(Sentence(tokens, tags, start))
+                tokens, tags = [], []
+                continue
+            cols = line.split(sep) if sep else line.split()
+            if len(cols) < min_columns:
+                kind = "tab" if sep == "\t" else "space"
+                raise DataError(
+                    f"{path}:{lineno}: expected at least {min_columns} {kind}-separated columns, "
+                    f"got {len(cols)}: {line[:80]!r}."
+                )
+            if not tokens:
+                start = lineno
+            tokens.append(cols[token_col])
+            tags.append(cols[tag_col].strip())
+    if (
+        tokens
+    ):  # a file without a final blank line still yields its last sentence (the original's OntoNotes did not)
+        sentences.append(Sentence(tokens, tags, start))
+    return sentences
+
+
+def tagging_dataset(rows: list[dict], tag_column: str, extra: dict | None = None) -> datasets.Dataset:
+    """A Dataset with string tags (label names, not ids: the id mapping lives in the Task's label_list)."""
+    features = {"id": datasets.Value("string"), "tokens": datasets.List(datasets.Value("string"))}
+    features.update(extra or {})
+    features[tag_column] = datasets.List(datasets.Value("string"))
+    columns = {name: [row[name] for row in rows] for name in features}
+    return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Tag schemes
+
+
+def _split_tag(tag: str) -> tuple[str, str]:
+    prefix, _, kind = tag.partition("-")
+    return (prefix, kind) if kind else (tag, "")
+
+
+def to_iob2(tags: Sequence[str]) -> list[str]:
+    """IOB1 -> IOB2: an I-X that does not continue an X chunk starts one, so it becomes B-X. Idempotent on
+    IOB2.
+
+    (CoNLL-2003's original eng.* files are IOB1, where B- only separates two adjacent chunks of one type.)
+    """
+    out = []
+    prev = "O"
+    for tag in tags:
+        prefix, kind = _split_tag(tag)
+        if prefix == "I":
+            prev_prefix, prev_kind = _split_tag(prev)
+            if prev_prefix == "O" or prev_kind != kind:
+                tag = f"B-{kind}"
+        out.append(tag)
+        prev = tag
+    return out
+
+
+def bilou_to_bio(tags: Sequence[str]) -> list[str]:
+    """BILOU (U-, L- as in SpERT/TablERT CoNLL04 JSON) -> BIO: U-X -> B-X, L-X -> I-X."""
+    mapping = {"U": "B", "L": "I", "B": "B", "I": "I"}
+    out = []
+    for tag in tags:
+        prefix, kind = _split_tag(tag)
+        out.append(f"{mapping[prefix]}-{kind}" if kind and prefix in mapping else tag)
+    return out
+
+
+def spans_to_bio(n_tokens: int, entities: Sequence[dict]) -> list[str]:
+    """SpERT-style entities [{"type", "start", "end" (exclusive)}] -> BIO tags."""
+    tags = ["O"] * n_tokens
+    for ent in entities:
+        start, end, kind = int(ent["start"]), int(ent["end"]), ent["type"]
+        if not 0 <= start < end <= n_tokens:
+            raise ValueError(f"entity span [{start}, {end}) outside the {n_tokens} tokens")
+        tags[start] = f"B-{kind}"
+        for k in range(start + 1, end):
+            tags[k] = f"I-{kind}"
+    return tags
+
+
+def convert_and_check(raw_tags: Sequence[str], convert, labels: Sequence[str], where) -> list[str]:
+    """`convert(raw_tags)` (a scheme conversion, or `list`), with a DataError naming the first raw tag whose
+    converted form is not one of `labels`; `where(k)` says where tag k is (e.g. "train.txt:12")."""
+    tags = convert(raw_tags)
+    allowed = set(labels)
+    for k, tag in enumerate(tags):
+        if tag not in allowed:
+            raise DataError(
+                f"{where(k)}: unknown tag {raw_tags[k]!r}; this dataset's tags are: {', '.join(labels)}."
+            )
+    return tags
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Tokenisation and alignment
+
+
+def fix_empty_words(batch_words: list[list[str]], encoding, tokenizer) -> list[list[str]] | None:
+    """Words that tokenize to nothing (e.g. a lone zero-width space for WordPiece) would get no label
+    position, so predictions could not be mapped back to words. Returns the batch with those words replaced
+    by the unk token, or None when every word missing from the encoding was merely truncated away."""
+    fixed, changed = [], False
+    for i, words in enumerate(batch_words):
+        seen = {
+            w
+            for w, s in zip(encoding.word_ids(i), encoding.sequence_ids(i), strict=True)
+            if s == 0 and w is not None
+        }
+        missing = [j for j in range(len(words)) if j not in seen]
+        empty = set()
+        if missing:
+            pieces = tokenizer([words[j] for j in missing], add_special_tokens=False)["input_ids"]
+            empty = {j for j, ids in zip(missing, pieces, strict=True) if not ids}
+        if empty:
+            changed = True
+            words = [tokenizer.unk_token if j in empty else w for j, w in enumerate(words)]
+        fixed.append(words)
+    return fixed if changed else None
+
+
+def first_subtoken_labels(word_ids, sequence_ids, word_label_ids: Sequence[int]) -> list[int]:
+    """Label row for one feature: the word's label on its first sub-token of sequence 0, IGNORE elsewhere
+    (specials, continuation sub-tokens, padding, a second sequence such as SRL's predicate)."""
+    row, prev = [], None
+    for w, s in zip(word_ids, sequence_ids, strict=True):
+        if w is None or s != 0 or w == prev:
+            row.append(IGNORE)
+        else:
+            row.append(word_label_ids[w])
+        prev = w if s == 0 else None
+    return row
+
+
+def padding_arg(data_args) -> str | bool:
+    return "max_length" if data_args.pad_to_max_length else False
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Predictions and metric
+
+
+def word_predictions(
+    predictions, labels: Sequence[Sequence[int]], label_list: Sequence[str]
+) -> list[list[str]]:
+    """Predicted tags of each feature's labelled positions (= the first sub-token of every word that survived
+    truncation), in word order. `predictions`: logits (N, T, C) (padded with -100 by the Trainer when
+    batches have different lengths) or already-argmaxed ids (N, T)."""
+    if isinstance(predictions, tuple):
+        predictions = predictions[0]
+    predictions = np.asarray(predictions)
+    ids = predictions.argmax(-1) if predictions.ndim == 3 else predictions
+    out = []
+    for row, gold in zip(ids, labels, strict=True):
+        if len(row) < len(gold):
+            raise ValueError(f"predictions of length {len(row)} for a feature of {len(gold)} tokens.")
+        out.append([label_list[int(p)] for p, g in zip(row[: len(gold)], gold, strict=True) if g != IGNORE])
+    return out
+
+
+def align_to_words(pred_words: list[list[str]], gold: list[list[str]]) -> list[list[str]]:
+    """Pad each sentence's predictions to its full length with "O": words cut by --max_seq_length count as
+    predicted O, so truncation can lower the score but never hides gold entities."""
+    if len(pred_words) != len(gold):
+        raise ValueError(
+            f"{len(pred_words)} features but {len(gold)} examples: features must map 1:1 to examples."
+        )
+    out = []
+    for pred, tags in zip(pred_words, gold, strict=True):
+        if len(pred) > len(tags):
+            raise ValueError("more labelled positions than words: features and examples are out of order.")
+        out.append(pred + ["O"] * (len(tags) - len(pred)))
+    return out
+
+
+def gold_from_labels(labels: Sequence[Sequence[int]], label_list: Sequence[str]) -> list[list[str]]:
+    return [[label_list[g] for g in row if g != IGNORE] for row in labels]
+
+
+def gold_and_predicted(predictions, features, examples, label_list, tag_column: str):
+    """(gold, predicted) word-level tags, one list per example. Gold is the whole sentence from `examples`
+    (its `tag_column`) when given, else only the words the labels kept; features must map 1:1 to examples."""
+    labels = column(features, "labels")
+    pred = word_predictions(predictions, labels, label_list)
+    if examples is None:
+        return gold_from_labels(labels, label_list), pred
+    gold = column(examples, tag_column)
+    return gold, align_to_words(pred, gold)
+
+
+def seqeval_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+    """seqeval in its default (conlleval-compatible) mode: chunk-level micro precision/recall/f1 (the HF
+    `seqeval` metric's overall_*), plus token accuracy, as the original tasks/ner/dataset.py reported."""
+    from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    return {
+        "precision": float(precision_score(gold, pred, zero_division=0)),
+        "recall": float(recall_score(gold, pred, zero_division=0)),
+        "f1": float(f1_score(gold, pred, zero_division=0)),
+        "accuracy": float(accuracy_score(gold, pred)),
+    }
+
+
+def column(data, name: str) -> list:
+    """A column as a plain list, from a datasets.Dataset, a dict of lists or a list of dicts."""
+    if isinstance(data, list):
+        return [row[name] for row in data]
+    return list(data[name])
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Hub

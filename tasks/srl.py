@@ -1,0 +1,211 @@
+"""SRL family (--task_name srl): conll2005, conll2012. One example per predicate: BIO argument tags over the
+sentence's words, with the predicate given to the model as a second segment.
+
+Official local layout (the original's data package; first match wins):
+  conll2005  {CoNLL05,conll2005,.}/conll05.{train,devel,test.wsj,test.brown}.txt
+             -> splits train / validation / test_wsj / test_brown
+  conll2012  {CoNLL12,conll2012,.}/conll2012.{train,devel,test}.txt -> train / validation / test
+             (the original named the test split "test_wsj"; here it is "test")
+  one line per predicate: `<predicate word index, 0-based> tok1 ... tokN ||| tag1 ... tagN`.
+No Hub copy exists (LDC data): --data_dir is required.
+
+Label lists: the tag inventory of the official files, fixed at registration (a Task's label_list sizes the
+model before any data is read). They are the inventories the original derived from these same files and
+froze in its loading scripts (tasks/srl/datasets/conll2005.py: 106 tags, conll2012.py: 116 tags), here
+sorted with "O" first. A file with a tag outside the inventory is a DataError naming the tag.
+
+Encoding (deviation, on purpose): the tokenizer's own pair encoding (words, [predicate word]) with
+truncation="only_first": BERT `[CLS] words [SEP] predicate [SEP]`, RoBERTa `<s> words </s></s> pred </s>`.
+The original appended a literal "[SEP]" word, which RoBERTa splits into ordinary BPE pieces; for BERT its
+input ids equal ours, and token_type_ids are set to 0 throughout so BERT sees exactly the original's input.
+Labels sit on the first sub-token of the sentence's words only (-100 on specials, the predicate segment and
+continuation sub-tokens), from `word_ids()`; only the sentence is truncated, so the predicate is never cut.
+
+Metric: main "f1" is seqeval F1 over argument spans EXCLUDING the predicate's own V span, the CoNLL
+srl-eval.pl convention; "f1_with_v" (+ precision/recall) is the original's number, which counted V
+(SPEC §5.2 item 16).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import datasets
+
+from model.utils import TaskType
+from tasks import conll
+from tasks.io import find_split_files, uses_local_files
+from tasks.registry import DataError, Task, register_task
+
+TAG_COLUMN = "tags"
+
+
+def _inventory(b_types: str, i_types: str) -> tuple[str, ...]:
+    tags = [f"B-{t}" for t in b_types.split()] + [f"I-{t}" for t in i_types.split()]
+    return ("O", *sorted(tags))
+
+
+# CoNLL-2005 (PropBank A0..A5, AM-*, continuation C-* and reference R-* arguments): 1 + 54 + 51 = 106.
+_C05 = """
+    A0 A1 A2 A3 A4 A5 AA AM AM-ADV AM-CAU AM-DIR AM-DIS AM-EXT AM-LOC AM-MNR AM-MOD AM-NEG AM-PNC AM-PRD
+    AM-REC AM-TM AM-TMP C-A0 C-A1 C-A2 C-A3 C-A4 C-A5 C-AM-ADV C-AM-CAU C-AM-DIR C-AM-DIS C-AM-EXT
+    C-AM-LOC C-AM-MNR C-AM-PNC C-AM-TMP C-V R-A0 R-A1 R-A2 R-A3 R-A4 R-AM-ADV R-AM-DIR R-AM-EXT R-AM-LOC
+    R-AM-MNR R-AM-PNC R-AM-TMP V
+"""
+CONLL2005_LABELS = _inventory(_C05 + " C-AM-NEG R-AA R-AM-CAU", _C05)
+# CoNLL-2012 (OntoNotes PropBank ARG0..ARG5, ARGM-*, C-*, R-*; single-word predicates): 1 + 60 + 55 = 116.
+_C12 = """
+    ARG0 ARG1 ARG2 ARG3 ARG4 ARG5 ARGA ARGM-ADJ ARGM-ADV ARGM-CAU ARGM-COM ARGM-DIR ARGM-DIS ARGM-DSP
+    ARGM-EXT ARGM-GOL ARGM-LOC ARGM-MNR ARGM-MOD ARGM-NEG ARGM-PNC ARGM-PRD ARGM-PRP ARGM-REC ARGM-TMP
+    C-ARG0 C-ARG1 C-ARG2 C-ARG3 C-ARG4 C-ARGM-ADV C-ARGM-CAU C-ARGM-DSP C-ARGM-EXT C-ARGM-LOC C-ARGM-MNR
+    C-ARGM-MOD C-ARGM-PRP C-ARGM-TMP R-ARG0 R-ARG1 R-ARG2 R-ARG3 R-ARG4 R-ARGM-ADV R-ARGM-CAU R-ARGM-COM
+    R-ARGM-DIR R-ARGM-EXT R-ARGM-GOL R-ARGM-LOC R-ARGM-MNR R-ARGM-PRD R-ARGM-PRP R-ARGM-TMP
+"""
+CONLL2012_LABELS = _inventory(_C12 + " ARGM-LVB ARGM-PRR ARGM-PRX R-ARG5 V", _C12)
+
+DATASETS = {
+    # name: (subdirs, layout, label_list, test_splits)
+    "conll2005": (
+        ("CoNLL05", "conll2005", ""),
+        {
+            "train": ("conll05.train.txt",),
+            "validation": ("conll05.devel.txt",),
+            "test_wsj": ("conll05.test.wsj.txt",),
+            "test_brown": ("conll05.test.brown.txt",),
+        },
+        CONLL2005_LABELS,
+        ("test_wsj", "test_brown"),
+    ),
+    "conll2012": (
+        ("CoNLL12", "conll2012", ""),
+        {
+            "train": ("conll2012.train.txt",),
+            "validation": ("conll2012.devel.txt",),
+            "test": ("conll2012.test.txt",),
+        },
+        CONLL2012_LABELS,
+        ("test",),
+    ),
+}
+
+
+def read_srl_file(path: str, labels) -> list[dict]:
+    """`<index> tokens ||| tags` lines -> rows {"index", "tokens", "tags"}; blank lines are skipped."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            left, sep, right = line.partition("|||")
+            parts, tags = left.split(), right.split()
+            expected = "expected '<predicate index> tok1 ... tokN ||| tag1 ... tagN'"
+            if not sep or len(parts) < 2:
+                raise DataError(f"{path}:{lineno}: {expected}, got {line.strip()[:80]!r}.")
+            try:
+                index = int(parts[0])
+            except ValueError:
+                raise DataError(
+                    f"{path}:{lineno}: predicate index {parts[0]!r} is not an integer; {expected}."
+                ) from None
+            tokens = parts[1:]
+            if len(tags) != len(tokens):
+                raise DataError(f"{path}:{lineno}: {len(tokens)} tokens but {len(tags)} tags.")
+            if not 0 <= index < len(tokens):
+                raise DataError(f"{path}:{lineno}: predicate index {index} outside the {len(tokens)} tokens.")
+            conll.convert_and_check(tags, list, labels, lambda k, n=lineno: f"{path}:{n} (token {k})")
+            rows.append({"id": str(len(rows)), "index": index, "tokens": tokens, TAG_COLUMN: tags})
+    return rows
+
+
+def load(data_args, splits, *, name: str) -> datasets.DatasetDict:
+    subdirs, layout, labels, _ = DATASETS[name]
+    if not uses_local_files(data_args):
+        raise DataError(
+            f"{name} (LDC-licensed) has no Hugging Face Hub copy: pass --data_dir holding "
+            f"{subdirs[0]}/{layout['train'][0]} etc. (the original's data package; README 'Data layouts')."
+        )
+    unknown = [s for s in splits if s not in layout]
+    if unknown:
+        raise DataError(f"{name} has no split {unknown[0]!r}; its splits are: {', '.join(layout)}.")
+    paths = find_split_files(data_args, splits, subdirs, layout)
+    extra = {"index": datasets.Value("int32")}
+    return datasets.DatasetDict(
+        {
+            split: conll.tagging_dataset(read_srl_file(path, labels), TAG_COLUMN, extra)
+            for split, path in paths.items()
+        }
+    )
+
+
+def preprocess(batch, tokenizer, data_args, *, label_list) -> dict:
+    """(words, [predicate word]) pair -> sub-tokens; labels on the words' first sub-tokens only."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("SRL needs a fast tokenizer (word_ids() aligns labels); load it with use_fast=True.")
+    label_to_id = {label: i for i, label in enumerate(label_list)}
+    words = [list(w) for w in batch["tokens"]]
+    kwargs = {
+        "is_split_into_words": True,
+        "truncation": "only_first",  # cut the sentence, never the predicate segment
+        "max_length": data_args.max_seq_length,
+        "padding": conll.padding_arg(data_args),
+    }
+
+    def encode(words):
+        return tokenizer(words, [[w[i]] for w, i in zip(words, batch["index"], strict=True)], **kwargs)
+
+    enc = encode(words)
+    fixed = conll.fix_empty_words(words, enc, tokenizer)
+    if fixed is not None:
+        enc = encode(fixed)
+    out = {key: list(value) for key, value in enc.items()}
+    if "token_type_ids" in out:  # one segment id, as the original's single-sequence "[SEP]" encoding had
+        out["token_type_ids"] = [[0] * len(row) for row in out["token_type_ids"]]
+    out["labels"] = [
+        conll.first_subtoken_labels(enc.word_ids(i), enc.sequence_ids(i), [label_to_id[t] for t in tags])
+        for i, tags in enumerate(batch[TAG_COLUMN])
+    ]
+    return out
+
+
+def without_v(sentences: list[list[str]]) -> list[list[str]]:
+    """Predicate spans (type "V") -> "O", so they are neither gold nor predicted chunks."""
+    return [["O" if tag[2:] == "V" else tag for tag in tags] for tags in sentences]
+
+
+def compute_metrics(predictions, features, examples, data_args, *, label_list) -> dict[str, float]:
+    """precision / recall / f1 / accuracy without the V span (main "f1"); *_with_v as the original counted."""
+    gold, pred = conll.gold_and_predicted(predictions, features, examples, label_list, TAG_COLUMN)
+    scores = conll.seqeval_scores(without_v(gold), without_v(pred))
+    with_v = conll.seqeval_scores(gold, pred)
+    scores.update({f"{key}_with_v": with_v[key] for key in ("precision", "recall", "f1")})
+    return scores
+
+
+def predictions_to_records(predictions, features, examples, data_args, *, label_list) -> list[dict]:
+    """One {"tokens", "tags", "index"} row per predicate instance (predicted tags, V included)."""
+    _, pred = conll.gold_and_predicted(predictions, features, examples, label_list, TAG_COLUMN)
+    tokens, index = conll.column(examples, "tokens"), conll.column(examples, "index")
+    return [
+        {"tokens": list(t), "tags": p, "index": int(i)} for t, p, i in zip(tokens, pred, index, strict=True)
+    ]
+
+
+TASKS = {}
+for _name, (_subdirs, _layout, _labels, _tests) in DATASETS.items():
+    TASKS[_name] = register_task(
+        Task(
+            family="srl",
+            name=_name,
+            task_type=TaskType.TOKEN_CLASSIFICATION,
+            load=partial(load, name=_name),
+            preprocess=partial(preprocess, label_list=_labels),
+            compute_metrics=partial(compute_metrics, label_list=_labels),
+            main_metric="f1",
+            label_list=_labels,
+            schedule="exponential",
+            collator="token_classification",
+            pretokenized=True,
+            test_splits=_tests,
+            predictions_to_records=partial(predictions_to_records, label_list=_labels),
+        )
+    )
