@@ -123,7 +123,8 @@ class PTuningTrainer(Trainer):
             metrics[f"eval_{self.task.main_metric}"],
             self.state.epoch,
         )
-        self.save_model(os.path.join(self.args.output_dir, "best_model"))
+        if self.args.save_strategy != "no":  # --save_strategy no saves nothing, as the original's scripts
+            self.save_model(os.path.join(self.args.output_dir, "best_model"))
         for split, (features, examples) in self.test_sets.items():
             prefix = "test" if len(self.test_sets) == 1 else f"test_{split}"
             _, test_metrics = self._predict_and_score(features, examples, prefix)
