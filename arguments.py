@@ -198,6 +198,9 @@ class PTuningTrainingArguments(TrainingArguments):
     lr_decay: float = field(default=0.95, metadata={"help": "Per-epoch factor of the exponential schedule."})
 
     def __post_init__(self):
+        # HF turns an unset metric_for_best_model into "loss"; remember whether the user chose one, so run.py can
+        # default it to the task's main metric instead.
+        self.metric_for_best_model_given = self.metric_for_best_model is not None
         if self.lr_schedule not in ("auto", "linear", "exponential", "hf"):
             raise ValueError(
                 f"--lr_schedule must be auto, linear, exponential or hf, got {self.lr_schedule!r}."

@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
     # -- seed, task, data ------------------------------------------------------------------------------------------
     set_seed(training_args.seed)
     task = get_task(data_args.task_name, data_args.dataset_name)
+    if training_args.load_best_model_at_end and not training_args.metric_for_best_model_given:
+        training_args.metric_for_best_model, training_args.greater_is_better = task.main_metric, True
     raw = limit_samples(task.load(data_args, needed_splits(task, training_args)), data_args)
 
     # -- tokenizer, features, model --------------------------------------------------------------------------------

@@ -173,3 +173,84 @@ def test_linear_schedule_for_superglue(tiny_bert, tmp_path):
         logs
     ):  # HF linear decay to 0, no warmup: lr after step s is lr0 * (1 - s / total) ... logged pre-step
         assert entry["learning_rate"] == pytest.approx(5e-3 * (1 - (entry["step"] - 1) / total), rel=1e-6)
+
+
+def test_load_best_model_at_end_restores_the_best_prefix(tiny_bert, tmp_path):
+    results, out, _ = run_main(
+        tiny_bert,
+        "superglue",
+        "prefix",
+        tmp_path,
+        extra=["--load_best_model_at_end", "--num_train_epochs", "3"],
+    )
+    state = read(out, "trainer_state.json")
+    best = read(out, "best_results.json")
+    assert state["best_metric"] == best["best_eval_accuracy"]  # tracked on the task's metric, not the loss
+    assert state["best_model_checkpoint"].endswith(f"checkpoint-{3 * (best['best_epoch'] + 1)}")
+    final, best_model = (load_file(os.path.join(out, d, "model.safetensors")) for d in (".", "best_model"))
+    assert final.keys() == best_model.keys()
+    assert all((final[k] == best_model[k]).all() for k in final)
+    assert results["eval_accuracy"] == best["best_eval_accuracy"]
+
+
+def test_eval_only_needs_only_the_validation_file(tiny_bert, tmp_path):
+    data = fixtures.superglue_rte(str(tmp_path / "data"))
+    os.remove(os.path.join(data, "RTE", "train.jsonl"))
+    os.remove(os.path.join(data, "RTE", "test.jsonl"))
+    results = run.main(
+        [
+            "--model_name_or_path",
+            tiny_bert,
+            "--task_name",
+            "superglue",
+            "--dataset_name",
+            "rte",
+            "--data_dir",
+            data,
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--do_eval",
+            "--prefix",
+            "--report_to",
+            "none",
+        ]
+    )
+    assert results["eval_samples"] == 6
+
+
+def test_tokenisation_is_cached_between_runs(tiny_bert, tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from tasks import get_task
+    from training import data as data_module
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    task = get_task("superglue", "rte")
+    args = run.get_args(
+        [
+            "--model_name_or_path",
+            tiny_bert,
+            "--task_name",
+            "superglue",
+            "--dataset_name",
+            "rte",
+            "--data_dir",
+            fixtures.superglue_rte(str(tmp_path / "d")),
+            "--output_dir",
+            "o",
+        ]
+    )[1]
+    raw = task.load(args, ["train"])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    calls = []
+    counting = type(task)(
+        **{**task.__dict__, "preprocess": lambda batch, **kw: calls.append(1) or task.preprocess(batch, **kw)}
+    )
+    first = data_module.tokenize(raw, counting, tokenizer, args)
+    n_calls = len(calls)
+    second = data_module.tokenize(raw, counting, tokenizer, args)
+    assert n_calls > 0 and len(calls) == n_calls  # the second run is a cache hit: preprocess not called again
+    assert second["train"]["input_ids"] == first["train"]["input_ids"]
+    args.max_seq_length = 16  # any change of the arguments re-tokenises
+    data_module.tokenize(raw, counting, tokenizer, args)
+    assert len(calls) > n_calls

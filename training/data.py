@@ -35,13 +35,15 @@ def cache_dir() -> str:
 def tokenize(raw: datasets.DatasetDict, task, tokenizer, data_args) -> datasets.DatasetDict:
     """task.preprocess over every split with datasets.map(batched=True), cached on disk.
 
-    The cache key hashes the raw examples, the tokenizer, the task and every data argument, so the same run twice
-    is a cache hit and any change re-tokenises; --overwrite_cache forces it."""
+    The cache key hashes the raw examples, the preprocessing code, the tokenizer and every data argument, so the
+    same run twice is a cache hit and any change re-tokenises; --overwrite_cache forces it."""
     os.makedirs(cache_dir(), exist_ok=True)
     fn = partial(task.preprocess, tokenizer=tokenizer, data_args=data_args)
     out = {}
     for split, ds in raw.items():
-        key = Hasher.hash([task.family, task.name, split, Hasher.hash(ds.data), tokenizer, vars(data_args)])
+        key = Hasher.hash(
+            [task.family, task.name, split, Hasher.hash(ds.data), task.preprocess, tokenizer, vars(data_args)]
+        )
         out[split] = ds.map(
             fn,
             batched=True,
