@@ -242,15 +242,17 @@ def test_tokenisation_is_cached_between_runs(tiny_bert, tmp_path, monkeypatch):
     )[1]
     raw = task.load(args, ["train"])
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-    calls = []
-    counting = type(task)(
-        **{**task.__dict__, "preprocess": lambda batch, **kw: calls.append(1) or task.preprocess(batch, **kw)}
-    )
-    first = data_module.tokenize(raw, counting, tokenizer, args)
-    n_calls = len(calls)
-    second = data_module.tokenize(raw, counting, tokenizer, args)
-    assert n_calls > 0 and len(calls) == n_calls  # the second run is a cache hit: preprocess not called again
+
+    def guarded(batch, **kwargs):  # fails if called while tokenisation is forbidden
+        assert not os.environ.get("TOKENISATION_FORBIDDEN"), "re-tokenised instead of reading the cache"
+        return task.preprocess(batch, **kwargs)
+
+    guarded_task = type(task)(**{**task.__dict__, "preprocess": guarded})
+    first = data_module.tokenize(raw, guarded_task, tokenizer, args)
+    monkeypatch.setenv("TOKENISATION_FORBIDDEN", "1")
+    second = data_module.tokenize(raw, guarded_task, tokenizer, args)  # a cache hit: preprocess never runs
+    assert second["train"].cache_files == first["train"].cache_files
     assert second["train"]["input_ids"] == first["train"]["input_ids"]
     args.max_seq_length = 16  # any change of the arguments re-tokenises
-    data_module.tokenize(raw, counting, tokenizer, args)
-    assert len(calls) > n_calls
+    with pytest.raises(Exception, match="re-tokenised instead of reading the cache"):
+        data_module.tokenize(raw, guarded_task, tokenizer, args)
