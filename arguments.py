@@ -233,9 +233,12 @@ def get_args(argv: list[str] | None = None):
     """Parse argv (default sys.argv[1:]); unknown flags are one clear error naming them."""
     argv = _translate_old_flags(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
-    model_args, data_args, training_args, qa_args, unknown = parser.parse_args_into_dataclasses(
-        args=argv, return_remaining_strings=True
-    )
+    try:
+        model_args, data_args, training_args, qa_args, unknown = parser.parse_args_into_dataclasses(
+            args=argv, return_remaining_strings=True
+        )
+    except (ValueError, FileNotFoundError) as err:  # a cross-field check failed: one line, no traceback
+        parser.error(str(err))
     if unknown:
         parser.error(f"unrecognised arguments: {' '.join(unknown)} (see `python run.py --help`)")
     if data_args.dataset_name == "squad_v2":

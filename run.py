@@ -22,10 +22,11 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from arguments import get_args, save_args
 from model.backbones import get_backbone
+from model.ptuning import PTuningError
 from model.utils import get_model
-from tasks import get_task
+from tasks import DataError, get_task
 from training.data import build_collator, has_labels, limit_samples, tokenize
-from training.trainer import PTuningTrainer
+from training.trainer import NonFiniteLossError, PTuningTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -241,4 +242,7 @@ def write_predictions(task, predictions, features, examples, data_args, qa_args,
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (DataError, PTuningError, NonFiniteLossError) as err:  # user-fixable: one clear line, no traceback
+        raise SystemExit(f"error: {err}") from None

@@ -22,6 +22,10 @@ from model.prefix_encoder import PrefixEncoder, PromptEncoder
 META_KEY = "ptuning_meta"
 
 
+class PTuningError(ValueError):
+    """A user-fixable problem with the model setup (input too long, checkpoint of another backbone, ...)."""
+
+
 def parse_layers(spec: str | None, num_layers: int) -> list[int]:
     """'0-5' / '18,20-23' -> sorted 0-based layer indices; None -> every layer."""
     if spec is None:
@@ -32,11 +36,11 @@ def parse_layers(spec: str | None, num_layers: int) -> list[int]:
         try:
             layers.update(range(int(lo), int(hi or lo) + 1))
         except ValueError:
-            raise ValueError(
+            raise PTuningError(
                 f"--prefix_layers {spec!r}: use layer numbers and ranges like '0-5,8'."
             ) from None
     if not layers or min(layers) < 0 or max(layers) >= num_layers:
-        raise ValueError(f"--prefix_layers {spec!r}: layers must lie in 0..{num_layers - 1}.")
+        raise PTuningError(f"--prefix_layers {spec!r}: layers must lie in 0..{num_layers - 1}.")
     return sorted(layers)
 
 
@@ -59,7 +63,7 @@ class PTuningModel(nn.Module):
     ):
         super().__init__()
         if method not in ("prefix", "prompt", "finetune"):
-            raise ValueError(f"unknown method {method!r}")
+            raise PTuningError(f"unknown method {method!r}")
         self.backbone, self.config, self.method = backbone, backbone.config, method
         self.quirks = get_backbone(self.config)
         self.pre_seq_len = pre_seq_len if method != "finetune" else 0
@@ -138,12 +142,12 @@ class PTuningModel(nn.Module):
         if style == "padding_offset":
             pad = self.config.pad_token_id
             if limit is not None and P + T + pad + 1 > limit:
-                raise ValueError(self._too_long(P, T, limit - pad - 1))
+                raise PTuningError(self._too_long(P, T, limit - pad - 1))
             mask = input_ids.ne(pad).int()  # (B, T)
             return (torch.cumsum(mask, dim=1) + P) * mask + pad  # pads keep padding_idx
         if style == "absolute":
             if limit is not None and P + T > limit:
-                raise ValueError(self._too_long(P, T, limit))
+                raise PTuningError(self._too_long(P, T, limit))
             return torch.arange(P, P + T, device=device).expand(batch, T)
         return None
 
@@ -192,7 +196,7 @@ class PTuningModel(nn.Module):
         limit = getattr(self.config, "max_position_embeddings", None)
         offset = self.config.pad_token_id + 1 if self.quirks.position_style == "padding_offset" else 0
         if limit is not None and self.quirks.position_style != "relative" and P + T + offset > limit:
-            raise ValueError(self._too_long(P, T, limit - offset))
+            raise PTuningError(self._too_long(P, T, limit - offset))
         words = self.backbone.get_input_embeddings()(input_ids)  # (B, T, E)
         prompt = self.prompt_encoder().to(words.dtype).unsqueeze(0).expand(batch, -1, -1)  # (B, P, E)
         ones = torch.ones(batch, P, dtype=torch.long, device=input_ids.device)
@@ -226,12 +230,14 @@ class PTuningModel(nn.Module):
         state_dict = dict(state_dict)
         meta = state_dict.pop(META_KEY, None)
         if meta is None:
-            raise ValueError("not a P-tuning checkpoint (no ptuning_meta record): save it with this project.")
+            raise PTuningError(
+                "not a P-tuning checkpoint (no ptuning_meta record): save it with this project."
+            )
         saved = json.loads(bytes(meta.tolist()).decode())
         diffs = {k: (saved.get(k), v) for k, v in self._meta.items() if saved.get(k) != v}
         if diffs:
             lines = ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in sorted(diffs.items()))
-            raise ValueError(
+            raise PTuningError(
                 f"this checkpoint was trained for another backbone or setting ({lines}); load it onto "
                 "the backbone and flags it was trained with."
             )
@@ -239,7 +245,7 @@ class PTuningModel(nn.Module):
         missing = sorted(expected - state_dict.keys())
         unexpected = sorted(state_dict.keys() - expected)
         if strict and (missing or unexpected):
-            raise ValueError(f"checkpoint mismatch: missing {missing[:5]}, unexpected {unexpected[:5]}")
+            raise PTuningError(f"checkpoint mismatch: missing {missing[:5]}, unexpected {unexpected[:5]}")
         result = super().load_state_dict(state_dict, strict=False, assign=assign)
         return type(result)(missing, [k for k in result.unexpected_keys])
 

@@ -189,10 +189,10 @@ def test_unknown_flag_is_one_clear_error(tiny_bert, rte_dir, tmp_path):
 def test_missing_data_names_the_expected_layout(tiny_bert, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    from tasks import DataError
-
-    with pytest.raises(DataError, match=r"train split not found .* expected RTE/train.jsonl"):
-        run.main(argv_for(tiny_bert, str(empty), str(tmp_path / "o")))
+    result = cli(*argv_for(tiny_bert, str(empty), str(tmp_path / "o")))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "error: train split not found under --data_dir" in result.stderr
+    assert "expected RTE/train.jsonl or train.jsonl" in result.stderr
 
 
 def test_model_path_that_does_not_exist(rte_dir, tmp_path):
