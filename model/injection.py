@@ -122,18 +122,17 @@ def _deberta_v2_forward(
     scores = torch.bmm(query, all_keys.transpose(-1, -2) / scale.to(dtype=query.dtype))  # (B·heads, T, P + T)
     if self.relative_attention:
         # relative-position bias among the real tokens only; prefix columns get zero bias (as the original)
-        rel_att = self.disentangled_attention_bias(
-            query, key, relative_pos, self.pos_dropout(rel_embeddings), scale_factor
-        )  # (B·heads, T, T)
+        rel_embeddings = self.pos_dropout(rel_embeddings)
+        rel_att = self.disentangled_attention_bias(query, key, relative_pos, rel_embeddings, scale_factor)
+        # rel_att: (B·heads, T, T)
         scores = scores + F.pad(rel_att, (P, 0))
     scores = scores.view(-1, heads, T, P + T)  # (B, heads, T, P + T)
     mask = extend_mask(attention_mask.bool(), prefix_mask, batch, T, T, P, False, scores)
     scores = scores.masked_fill(~mask, torch.finfo(query.dtype).min)
     probs = self.dropout(scores.softmax(dim=-1))
     context = torch.bmm(probs.view(-1, T, P + T), torch.cat([prefix_value, value], dim=1))  # (B·heads, T, d)
-    context = (
-        context.view(-1, heads, T, context.size(-1)).permute(0, 2, 1, 3).contiguous()
-    )  # (B, T, heads, d)
+    context = context.view(-1, heads, T, context.size(-1))  # (B, heads, T, d)
+    context = context.permute(0, 2, 1, 3).contiguous()  # (B, T, heads, d)
     context = context.view(batch, T, -1)  # (B, T, heads·d)
     return (context, probs if output_attentions else None)
 
@@ -158,9 +157,8 @@ def _deberta_forward(
     prefix_key, prefix_value, prefix_mask = self._ptuning_prefix  # (B, heads, P, d) each
     batch, T = hidden_states.shape[:2]
     P = prefix_key.shape[2]
-    query, key, value = self.transpose_for_scores(self.in_proj(hidden_states)).chunk(
-        3, dim=-1
-    )  # (B, heads, T, d)
+    qkv = self.transpose_for_scores(self.in_proj(hidden_states))  # (B, heads, T, 3·d): per head [q|k|v]
+    query, key, value = qkv.chunk(3, dim=-1)  # (B, heads, T, d) each
     query = query + self.transpose_for_scores(self.q_bias[None, None, :])
     value = value + self.transpose_for_scores(self.v_bias[None, None, :])
     scale_factor = 1 + len(self.pos_att_type)
@@ -168,9 +166,9 @@ def _deberta_forward(
     all_keys = torch.cat([prefix_key.to(key.dtype), key], dim=2)  # (B, heads, P + T, d)
     scores = torch.matmul(query, all_keys.transpose(-1, -2))  # (B, heads, T, P + T)
     if self.relative_attention and rel_embeddings is not None and relative_pos is not None:
-        rel_att = self.disentangled_att_bias(
-            query, key, relative_pos, self.pos_dropout(rel_embeddings), scale_factor
-        )  # (B, heads, T, T); prefix columns get zero bias
+        rel_embeddings = self.pos_dropout(rel_embeddings)
+        rel_att = self.disentangled_att_bias(query, key, relative_pos, rel_embeddings, scale_factor)
+        # rel_att: (B, heads, T, T); the prefix columns get zero bias
         scores = scores + F.pad(rel_att, (P, 0))
     if self.head_logits_proj is not None:
         scores = self.head_logits_proj(scores.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)

@@ -68,9 +68,8 @@ class PTuningModel(nn.Module):
         self.quirks = get_backbone(self.config)
         self.pre_seq_len = pre_seq_len if method != "finetune" else 0
         self.shift_positions = shift_positions
-        self.dropout = nn.Dropout(
-            dropout
-        )  # on the prefix and before the head, as the original's shared dropout
+        # on the prefix and before the head, as the original's one shared dropout module
+        self.dropout = nn.Dropout(dropout)
         config = self.config
         heads = config.num_attention_heads
         self.head_dim = getattr(config, "attention_head_size", None) or config.hidden_size // heads
@@ -102,7 +101,8 @@ class PTuningModel(nn.Module):
             )
             self.injector = PrefixInjector(backbone, self.quirks.attention, attn_implementation)
         elif method == "prompt":
-            self.prompt_encoder = PromptEncoder(pre_seq_len, config.get_text_config().hidden_size)
+            # word-embedding width (ALBERT/ELECTRA embed narrower than hidden_size)
+            self.prompt_encoder = PromptEncoder(pre_seq_len, backbone.get_input_embeddings().embedding_dim)
         if method != "finetune":
             backbone.requires_grad_(False)
 
@@ -122,9 +122,8 @@ class PTuningModel(nn.Module):
         """Per backbone layer: (key, value, mask) with key/value (B, heads, P, d) expanded, not copied; or None."""
         P, heads, d = self.pre_seq_len, self.config.num_attention_heads, self.head_dim
         prefix = self.dropout(self.prefix_encoder())  # (P, 2·L'·heads·d)
-        prefix = prefix.view(P, len(self.prefix_layers), 2, heads, d).permute(
-            1, 2, 3, 0, 4
-        )  # (L', 2, heads, P, d)
+        prefix = prefix.view(P, len(self.prefix_layers), 2, heads, d)  # (P, L', key/value, heads, d)
+        prefix = prefix.permute(1, 2, 3, 0, 4)  # (L', 2, heads, P, d)
         per_layer: list = [None] * self.config.num_hidden_layers
         for i, layer in enumerate(self.prefix_layers):
             key, value = prefix[i, 0], prefix[i, 1]  # (heads, P, d)
@@ -167,7 +166,6 @@ class PTuningModel(nn.Module):
         token_type_ids=None,
         position_ids=None,
         prefix_attention_mask=None,
-        **kwargs,
     ) -> torch.Tensor:
         """Backbone hidden states of the real tokens: (B, T, H)."""
         batch, T = input_ids.shape
