@@ -91,7 +91,8 @@ class PTuningTrainer(Trainer):
         finally:
             self.compute_metrics = metric_fn
         metrics = dict(output.metrics)
-        if "labels" in features.column_names or prefix == "eval":
+        labelled = {"labels", "start_positions"} & set(features.column_names)  # QA labels are answer spans
+        if labelled or prefix == "eval":
             scores = self.task.compute_metrics(
                 output.predictions,
                 features,
