@@ -259,3 +259,14 @@ def test_tokenisation_is_cached_between_runs(tiny_bert, tmp_path, monkeypatch):
     args.max_seq_length = 16  # any change of the arguments re-tokenises
     with pytest.raises(Exception, match="re-tokenised instead of reading the cache"):
         data_module.tokenize(raw, guarded_task, tokenizer, args)
+
+
+def test_qa_predict_on_a_labelled_test_file_scores_and_writes_answers(tiny_bert, tmp_path):
+    test_file = os.path.join(fixtures.squad(str(tmp_path / "test-data")), "dev-v1.1.json")
+    results, out, _ = run_main(
+        tiny_bert, "qa", "prefix", tmp_path, extra=["--do_predict", "--test_file", test_file]
+    )
+    assert 0.0 <= results["test_f1"] <= 100.0 and "test_exact_match" in results
+    with open(os.path.join(out, "predict_results_test.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    assert [r["id"] for r in rows] == ["q0", "q1", "q2"]
