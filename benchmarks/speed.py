@@ -2,7 +2,7 @@
 
 Run (from the repository root):
     python benchmarks/speed.py                      # full run, ~5 min on 2 quiet cores -> benchmarks/results/speed.json
-    python benchmarks/speed.py --quick              # smoke run (~20 s quiet): 1 round, small sweeps, no MiniLM/RSS
+    python benchmarks/speed.py --quick              # smoke: 1 round, small sweeps, no MiniLM/RSS (97 s at load 3)
     python benchmarks/speed.py --investigate        # + why: attention, AdamW kind, embedding grad, dropout, profiler
     python benchmarks/speed.py --out /tmp/s.json --rounds 6 --steps 4 --warmup 2 --no-rss --no-minilm --threads 1
 
