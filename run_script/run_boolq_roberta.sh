@@ -29,7 +29,6 @@ $PYTHON run.py \
   --hidden_dropout_prob 0.1 \
   --seed 11 \
   --output_dir "$OUTPUT_DIR" \
-  --overwrite_output_dir \
   --eval_strategy epoch \
   --save_strategy epoch \
   --save_total_limit 1 \

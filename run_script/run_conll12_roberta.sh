@@ -35,7 +35,6 @@ $PYTHON run.py \
   --seed 11 \
   --pad_to_max_length False \
   --output_dir "$OUTPUT_DIR" \
-  --overwrite_output_dir \
   --eval_strategy epoch \
   --save_strategy epoch \
   --save_total_limit 1 \

@@ -30,7 +30,6 @@ $PYTHON run.py \
   --warmup_steps 0.06 \
   --weight_decay 0.1 \
   --output_dir "$OUTPUT_DIR" \
-  --overwrite_output_dir \
   --eval_strategy epoch \
   --save_strategy epoch \
   --save_total_limit 1 \

@@ -30,7 +30,6 @@ $PYTHON run.py \
   --seed 11 \
   --doc_stride 128 \
   --output_dir "$OUTPUT_DIR" \
-  --overwrite_output_dir \
   --eval_strategy epoch \
   --save_strategy epoch \
   --save_total_limit 1 \

@@ -32,7 +32,6 @@ $PYTHON run.py \
   --prefix_hidden_size 512 \
   --template_id 1 \
   --output_dir "$OUTPUT_DIR" \
-  --overwrite_output_dir \
   --eval_strategy epoch \
   --save_strategy epoch \
   --save_total_limit 1 \

@@ -29,7 +29,6 @@ $PYTHON run.py \
   --seed 11 \
   --template_id 0 \
   --output_dir "$OUTPUT_DIR" \
-  --overwrite_output_dir \
   --eval_strategy epoch \
   --save_strategy epoch \
   --save_total_limit 1 \

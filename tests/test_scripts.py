@@ -239,7 +239,8 @@ def test_original_script_has_original_hyperparameters(name, stub, tmp_path):
     assert training_args.do_train and training_args.do_eval
     assert training_args.do_predict == (task in ("ner", "srl"))  # SuperGLUE/SQuAD have no labelled test split
     assert (training_args.eval_strategy, training_args.save_strategy) == ("epoch", "epoch")
-    assert training_args.save_total_limit == 1 and training_args.overwrite_output_dir
+    # no --overwrite_output_dir: rerunning a killed script resumes from its last checkpoint
+    assert training_args.save_total_limit == 1 and not training_args.overwrite_output_dir
 
     header = open(script(name)).read().split("set -euo pipefail")[0]
     assert (
