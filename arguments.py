@@ -157,6 +157,9 @@ class DataTrainingArguments:
     def __post_init__(self):
         if self.task_name not in FAMILIES:
             raise ValueError(f"unknown --task_name {self.task_name!r}; choose one of: {', '.join(FAMILIES)}")
+        from tasks.registry import get_task  # the registry is the one list of datasets
+
+        get_task(self.task_name, self.dataset_name)  # unknown --dataset_name: ValueError listing the choices
         if self.max_seq_length < 8:
             raise ValueError(f"--max_seq_length must be >= 8, got {self.max_seq_length}.")
         if self.template_id not in (0, 1):

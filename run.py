@@ -64,9 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     if model_args.ptuning_checkpoint:
         load_ptuning_checkpoint(model, model_args.ptuning_checkpoint)
 
-    for (
-        split
-    ) in task.test_splits:  # an unlabelled test split is for prediction only: no label column, no loss
+    # an unlabelled test split is for prediction only: no label column, no loss
+    for split in task.test_splits:
         if split in features and not has_labels(features[split]) and "labels" in features[split].column_names:
             features[split] = features[split].remove_columns("labels")
     labelled_tests = {

@@ -42,3 +42,12 @@ def test_squad_v2_implies_version_2(tmp_path):
     argv = BASE.format(out=tmp_path).replace("superglue", "qa").replace("rte", "squad_v2").split()
     argv += ["--max_seq_length", "384"]
     assert get_args(argv)[3].version_2_with_negative is True
+
+
+def test_unknown_dataset_name_lists_the_family_choices(tmp_path, capsys):
+    argv = BASE.format(out=tmp_path).replace("rte", "rtee").split()
+    with pytest.raises(SystemExit):
+        get_args(argv)
+    err = capsys.readouterr().err
+    assert "unknown --dataset_name 'rtee' for --task_name superglue" in err
+    assert "boolq, cb, rte, wic, wsc, copa, multirc, record" in err
