@@ -157,9 +157,14 @@ class DataTrainingArguments:
     def __post_init__(self):
         if self.task_name not in FAMILIES:
             raise ValueError(f"unknown --task_name {self.task_name!r}; choose one of: {', '.join(FAMILIES)}")
-        from tasks.registry import get_task  # the registry is the one list of datasets
+        from tasks.registry import dataset_names  # the registry is the one list of datasets
 
-        get_task(self.task_name, self.dataset_name)  # unknown --dataset_name: ValueError listing the choices
+        choices = dataset_names(self.task_name)
+        if self.dataset_name not in choices:
+            raise ValueError(
+                f"unknown --dataset_name {self.dataset_name!r} for --task_name {self.task_name}; choose one of: "
+                f"{', '.join(choices)}"
+            )
         if self.max_seq_length < 8:
             raise ValueError(f"--max_seq_length must be >= 8, got {self.max_seq_length}.")
         if self.template_id not in (0, 1):
