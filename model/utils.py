@@ -66,12 +66,12 @@ def get_model(model_args, task_type: TaskType, config):
 
     As in the original, --hidden_dropout_prob also becomes the backbone's hidden dropout (config.hidden_dropout_prob).
     """
-    get_backbone(config)  # unsupported model_type -> clear error before loading weights
+    quirks = get_backbone(config)  # unsupported model_type -> clear error before loading weights
     config.hidden_dropout_prob = model_args.hidden_dropout_prob
     kwargs = {}
-    if get_backbone(config).pooler == "backbone":
+    if quirks.pooler == "backbone":
         kwargs["add_pooling_layer"] = needs_pooler(config, task_type)
-    attn = model_args.attn_implementation if get_backbone(config).attention == "interface" else "eager"
+    attn = model_args.attn_implementation if quirks.attention == "interface" else "eager"
     backbone = AutoModel.from_pretrained(
         model_args.model_name_or_path,
         config=config,
