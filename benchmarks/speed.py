@@ -1,8 +1,8 @@
 """Speed and memory of P-tuning v2 vs fine-tuning vs prompt tuning, on CPU, in one process.
 
 Run (from the repository root):
-    python benchmarks/speed.py                      # full run, ~5 min on 2 quiet cores -> benchmarks/results/speed.json
-    python benchmarks/speed.py --quick              # smoke: 1 round, small sweeps, no MiniLM/RSS (97 s at load 3)
+    python benchmarks/speed.py                      # full run, ~15 min on 2 quiet cores -> benchmarks/results/speed.json
+    python benchmarks/speed.py --quick              # smoke: 1 round, small sweeps, no MiniLM/BERT-base/RSS
     python benchmarks/speed.py --investigate        # + why: attention, AdamW kind, embedding grad, dropout, profiler
     python benchmarks/speed.py --out /tmp/s.json --rounds 6 --steps 4 --warmup 2 --no-rss --no-minilm --threads 1
 
@@ -28,7 +28,9 @@ so machine load hits all of them alike; ratios are given as ratio of medians and
 On a shared machine two OpenMP threads wait on descheduled peers (a step gets 3-10x slower, small ops 100x): every
 round logs the load average; trust a run whose load stays near its own 2 (or compare with --threads 1).
 Models: (a) BERT-shaped random init, 4 layers x 256, 4 heads, FFN 1024, vocab 30522, B=16, T=128, P=16 (the config
-of ../shared/INJECTION.md section 5); (b) the packaged sentence-transformers/all-MiniLM-L6-v2 (6 x 384), same B/T/P.
+of ../shared/INJECTION.md section 5); (b) the packaged sentence-transformers/all-MiniLM-L6-v2 (6 x 384), same B/T/P;
+(c) a random model of bert-base-uncased's shape (12 x 768, 12 heads, FFN 3072, 110M parameters), same B/T/P, timed
+over --base-rounds rounds (a fine-tuning step takes seconds on 2 threads).
 Rows are padded to T with random lengths in [T/2, T] (one full row), as --pad_to_max_length batches are.
 """
 
@@ -88,6 +90,8 @@ class Spec:
 
 
 BERT_4x256 = Spec("bert-4x256-random")
+# bert-base-uncased's shape, random weights
+BERT_BASE = Spec("bert-base-12x768-random", layers=12, hidden=768, heads=12, ffn=3072)
 TINY = Spec(
     "tiny-2x32-random", batch=4, seq_len=16, pre_seq_len=4, layers=2, hidden=32, heads=4, ffn=64, vocab=200
 )
@@ -575,9 +579,11 @@ def run_benchmark(
     rss: bool = False,
     investigate_rounds: int = 0,
     threads: int = THREADS,
+    rounds_by_model: dict | None = None,
     log=print,
 ) -> dict:
-    """The benchmark's core: returns the JSON-able result. specs[0] gives the headline ratios and the sweeps."""
+    """The benchmark's core: returns the JSON-able result. specs[0] gives the headline ratios and the sweeps;
+    rounds_by_model overrides `rounds` for the named specs (the big ones)."""
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -592,6 +598,7 @@ def run_benchmark(
             optim,
             rss,
             investigate_rounds,
+            rounds_by_model or {},
             log,
         )
     finally:
@@ -609,11 +616,15 @@ def _run(
     optim,
     rss,
     investigate_rounds,
+    rounds_by_model,
     log,
 ):
     stat0, load0, t0 = _cpu_times(), os.getloadavg(), time.time()
     sweep_rounds = sweep_rounds or rounds
-    models = {s.name: bench_model(s, rounds, warmup, steps, optim, rss, log) for s in specs}
+    models = {
+        s.name: bench_model(s, rounds_by_model.get(s.name, rounds), warmup, steps, optim, rss, log)
+        for s in specs
+    }
     primary = models[specs[0].name]
     result = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -624,6 +635,7 @@ def _run(
         "threads": torch.get_num_threads(),
         "settings": {
             "rounds": rounds,
+            "rounds_by_model": rounds_by_model,
             "warmup_steps_per_round": warmup,
             "timed_steps_per_round": steps,
             "sweep_rounds": sweep_rounds,
@@ -777,6 +789,8 @@ def main(argv=None) -> dict:
     )
     ap.add_argument("--no-rss", action="store_true", help="skip the per-variant peak-RSS subprocesses")
     ap.add_argument("--no-minilm", action="store_true", help="skip the packaged MiniLM model")
+    ap.add_argument("--no-base", action="store_true", help="skip the BERT-base-sized random model")
+    ap.add_argument("--base-rounds", type=int, default=2, help="rounds for the BERT-base-sized model")
     ap.add_argument(
         "--investigate", action="store_true", help="also time alternatives + profile (adds ~3 min)"
     )
@@ -788,9 +802,11 @@ def main(argv=None) -> dict:
     specs = [BERT_4x256]
     if args.quick:
         args.rounds, args.warmup, args.steps, args.sweep_rounds = 1, 1, 1, 1
-        args.no_rss, args.no_minilm = True, True
+        args.no_rss, args.no_minilm, args.no_base = True, True, True
     if not args.no_minilm and (mini := minilm_spec()) is not None:
         specs.append(mini)
+    if not args.no_base:
+        specs.append(BERT_BASE)
     result = run_benchmark(
         specs,
         rounds=args.rounds,
@@ -803,6 +819,7 @@ def main(argv=None) -> dict:
         rss=not args.no_rss,
         investigate_rounds=(1 if args.quick else 3) if args.investigate else 0,
         threads=args.threads,
+        rounds_by_model={BERT_BASE.name: args.base_rounds},
     )
     report(result)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -2,6 +2,7 @@
 
 Timings are not asserted (they are machine noise at this size); byte counts are exact formulas of the config."""
 
+import dataclasses
 import json
 import math
 
@@ -74,3 +75,22 @@ def test_saved_activations_counted(result):
     train = result["models"][TINY.name]["train"]
     assert train["finetune"]["saved_activation_bytes"] > train["head_only"]["saved_activation_bytes"] > 0
     assert train["prefix"]["saved_activation_bytes"] > train["head_only"]["saved_activation_bytes"]
+
+
+def test_rounds_by_model_overrides_the_big_models_rounds():
+    other = dataclasses.replace(TINY, name="tiny-other")
+    out = run_benchmark(
+        [TINY, other],
+        rounds=1,
+        warmup=0,
+        steps=1,
+        prefix_lengths=(),
+        seq_lengths=(),
+        threads=1,
+        rounds_by_model={other.name: 2},
+        log=lambda line: None,
+    )
+    assert out["models"][TINY.name]["train"]["prefix"]["n_samples"] == 1
+    assert out["models"][other.name]["train"]["prefix"]["n_samples"] == 2
+    assert len(out["models"][other.name]["train"]["finetune"]["ms_round_medians"]) == 2
+    assert set(out["models"][other.name]["targets"]) == set(out["targets"])
