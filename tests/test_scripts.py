@@ -191,7 +191,11 @@ def script(name):
 def test_every_script_is_listed_and_valid_bash():
     names = {os.path.basename(p)[4:-3] for p in RUN_SCRIPTS}
     assert names == set(ORIGINAL) | set(NEW)
-    assert {os.path.basename(p) for p in SEARCH_SCRIPTS} == {"search.sh", "search_copa_roberta.sh"}
+    assert {os.path.basename(p) for p in SEARCH_SCRIPTS} == {
+        "search.sh",
+        "search_copa_roberta.sh",
+        "why_conll03_minilm.sh",
+    }
     for path in RUN_SCRIPTS + SEARCH_SCRIPTS:
         assert subprocess.run(["bash", "-n", path], capture_output=True).returncode == 0, path
         text = open(path).read()
@@ -385,3 +389,71 @@ def test_generic_search_seeds_extra_args_and_failures(stub, tmp_path):
         assert t.do_predict and d.max_train_samples == 16 and t.logging_steps == 7
         assert d.data_dir == env["DATA_DIR"] and t.save_strategy == "no"
     assert recorded[-1] == ["search.py", "conll2003", "bert", "f1", "--root", env["OUTPUT_ROOT"]]
+
+
+def test_why_sweep_varies_one_factor_around_the_reproduction_cell(stub, tmp_path):
+    """search_script/why_conll03_minilm.sh: its baseline run parses to exactly the settings of benchmarks/
+    reproduce.py's CoNLL-2003 P-tuning v2 cell, and every other run changes one factor."""
+    from benchmarks import reproduce
+
+    env, calls = stub
+    env = {**env, "MODEL_NAME_OR_PATH": "minilm-dir"}
+    proc = run_script(os.path.join(ROOT, "search_script", "why_conll03_minilm.sh"), env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    runs = [argv[1:] for argv in calls() if argv[0] == "run.py"]
+    assert [argv for argv in calls() if argv[0] == "search.py"] == [
+        ["search.py", "conll2003", tag, "--root", "benchmarks/runs/why"]
+        for tag in ("minilm", "minilm", "minilm", "minilm-noshift", "minilm-nodropout")
+    ]
+
+    def settings(argv):
+        m, d, t, _ = get_args(argv)
+        return {
+            "lr": t.learning_rate,
+            "psl": m.pre_seq_len,
+            "epochs": t.num_train_epochs,
+            "shift": m.shift_positions,
+            "dropout": m.hidden_dropout_prob,
+            "rest": (
+                m.model_name_or_path,
+                m.method,
+                m.prefix_projection,
+                d.task_name,
+                d.dataset_name,
+                d.data_dir,
+                d.max_seq_length,
+                d.pad_to_max_length,
+                d.max_train_samples,
+                d.max_eval_samples,
+                d.max_predict_samples,
+                t.per_device_train_batch_size,
+                t.per_device_eval_batch_size,
+                t.seed,
+                t.lr_schedule,
+                t.eval_strategy,
+                t.do_predict,
+            ),
+        }
+
+    reference = (
+        ["--model_name_or_path", "minilm-dir", "--output_dir", str(tmp_path / "ref"), "--seed", "1"]
+        + reproduce.DATASETS["conll2003"]["flags"]
+        .replace(f"{reproduce.DATA}/conll2003", env["DATA_DIR"])
+        .split()
+        + reproduce.METHODS["prefix"].split()
+        + reproduce.COMMON.split()
+    )
+    base = settings(reference)
+    assert (base["lr"], base["psl"], base["epochs"], base["shift"], base["dropout"]) == (
+        0.02,
+        16,
+        3,
+        True,
+        0.1,
+    )
+    changed = []
+    for argv in runs:
+        s = settings(argv)
+        assert s["rest"] == base["rest"], argv
+        changed.append({k: s[k] for k in s if k != "rest" and s[k] != base[k]})
+    assert changed == [{}, {"lr": 0.05}, {"psl": 64}, {"epochs": 9}, {"shift": False}, {"dropout": 0.0}]
