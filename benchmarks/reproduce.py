@@ -25,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.environ.get("SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
 RUNS = os.path.join(ROOT, "benchmarks", "runs")
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
+WHY_RUNS = os.path.join(RUNS, "why")  # search_script/why_conll03_minilm.sh writes its sweeps here
 
 # dataset -> run.py flags, the metric reported, and how the budget is described in the report
 DATASETS = {
@@ -175,10 +176,76 @@ def write_report(table: dict) -> None:
             )
         lines.append("")
     lines.append("![scores](reproduction.svg)")
+    why = collect_why()
+    if why:
+        with open(os.path.join(RESULTS, "why_conll2003.json"), "w") as f:
+            json.dump(why, f, indent=2)
+        lines += ["", *why_table(why, table.get("conll2003", {}).get("finetune"))]
     with open(os.path.join(RESULTS, "reproduction.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(RESULTS, "reproduction.svg"), "w") as f:
         f.write(bar_chart(table))
+
+
+def collect_why() -> list[dict]:
+    """One row per finished run of search_script/why_conll03_minilm.sh: the factors it varies and the scores."""
+    rows = []
+    for sweep in sorted(os.listdir(WHY_RUNS)) if os.path.isdir(WHY_RUNS) else []:
+        for run in sorted(os.listdir(os.path.join(WHY_RUNS, sweep))):
+            out = os.path.join(WHY_RUNS, sweep, run)
+            try:
+                with open(os.path.join(out, "best_results.json")) as f:
+                    best = json.load(f)
+                with open(os.path.join(out, "args.json")) as f:
+                    args = json.load(f)
+                with open(os.path.join(out, "all_results.json")) as f:
+                    runtime = json.load(f)["train_runtime"]
+            except (OSError, ValueError, KeyError):
+                continue
+            model, training = args["model_args"], args["training_args"]
+            rows.append(
+                {
+                    "sweep": sweep.removeprefix("conll2003-").removesuffix("-search"),
+                    "learning_rate": training["learning_rate"],
+                    "pre_seq_len": model["pre_seq_len"],
+                    "epochs": training["num_train_epochs"],
+                    "shift_positions": model["shift_positions"],
+                    "dropout": model["hidden_dropout_prob"],
+                    "seed": training["seed"],
+                    "best_epoch": best.get("best_epoch"),
+                    "dev_f1": 100 * best["best_eval_f1"],
+                    "test_f1": 100 * best["best_test_f1"],
+                    "train_seconds": runtime,
+                }
+            )
+    return rows
+
+
+def why_table(rows: list[dict], finetune: dict | None) -> list[str]:
+    lines = [
+        "## Why P-tuning v2 trails fine-tuning on CoNLL-2003: one factor at a time",
+        "",
+        "`bash search_script/why_conll03_minilm.sh` (same data, budget and seed as the table above; the first",
+        "row's settings are the P-tuning v2 cell). Entity F1 in percent at the best dev epoch.",
+        "",
+        "| sweep | lr | P | epochs | positions shifted | dropout | best epoch | dev F1 | test F1 | train time |",
+        "|---" * 10 + "|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['sweep']} | {r['learning_rate']:g} | {r['pre_seq_len']} | {r['epochs']:g} | "
+            f"{'yes' if r['shift_positions'] else 'no'} | {r['dropout']:g} | {r['best_epoch']} | "
+            f"{r['dev_f1']:.1f} | {r['test_f1']:.1f} | {r['train_seconds']:.0f} s |"
+        )
+    if finetune:
+        f1, flags = finetune["all_metrics"], DATASETS["conll2003"]["flags"].split()
+        lr, epochs = METHODS["finetune"].split()[-1], flags[flags.index("--num_train_epochs") + 1]
+        lines.append(
+            f"| fine-tuning (table above, mean of seeds {','.join(map(str, finetune['seeds']))}) | {lr} | | "
+            f"{epochs} | | 0.1 | | {f1['dev entity F1']['mean']:.1f} | {f1['test entity F1']['mean']:.1f} | "
+            f"{finetune['train_seconds_mean']:.0f} s |"
+        )
+    return lines
 
 
 def bar_chart(table: dict) -> str:
