@@ -226,7 +226,8 @@ def why_table(rows: list[dict], finetune: dict | None) -> list[str]:
         "## Why P-tuning v2 trails fine-tuning on CoNLL-2003: one factor at a time",
         "",
         "`bash search_script/why_conll03_minilm.sh` (same data, budget and seed as the table above; the first",
-        "row's settings are the P-tuning v2 cell). Entity F1 in percent at the best dev epoch.",
+        "row's settings are the P-tuning v2 cell). Entity F1 in percent at the best dev epoch (counted from 1; the",
+        "last epoch being the best means the run was still improving).",
         "",
         "| sweep | lr | P | epochs | positions shifted | dropout | best epoch | dev F1 | test F1 | train time |",
         "|---" * 10 + "|",
@@ -234,7 +235,7 @@ def why_table(rows: list[dict], finetune: dict | None) -> list[str]:
     for r in rows:
         lines.append(
             f"| {r['sweep']} | {r['learning_rate']:g} | {r['pre_seq_len']} | {r['epochs']:g} | "
-            f"{'yes' if r['shift_positions'] else 'no'} | {r['dropout']:g} | {r['best_epoch']} | "
+            f"{'yes' if r['shift_positions'] else 'no'} | {r['dropout']:g} | {r['best_epoch'] + 1}/{r['epochs']:g} | "
             f"{r['dev_f1']:.1f} | {r['test_f1']:.1f} | {r['train_seconds']:.0f} s |"
         )
     if finetune:
