@@ -95,3 +95,46 @@ def test_why_table_lists_each_sweep_run_with_its_factors(runs):
         lines[-1]
         == "| fine-tuning (table above, mean of seeds 1,2) | 5e-5 | | 3 | | 0.1 | | 83.1 | 77.5 | 226 s |"
     )
+
+
+def test_report_only_without_run_folders_rerenders_the_saved_results(runs):
+    write_run(
+        runs / "runs" / "conll2003" / "prefix-seed1",
+        {"best_eval_f1": 0.80, "best_test_f1": 0.70},
+        {"train_runtime": 100.0, "trainable_params": 77193, "total_params": 22643385},
+    )
+    reproduce.main(["--report-only"])
+    saved = {name: (runs / "results" / name).read_text() for name in ("reproduction.json", "reproduction.md")}
+    os.remove(runs / "runs" / "conll2003" / "prefix-seed1" / "best_results.json")  # a fresh clone has no runs
+    table = reproduce.main(["--report-only"])
+    assert table["conll2003"]["prefix"]["mean"] == pytest.approx(80.0)
+    for name, text in saved.items():
+        assert (runs / "results" / name).read_text() == text
+
+
+def test_report_only_with_nothing_to_report_stops_and_writes_nothing(runs):
+    with pytest.raises(SystemExit, match="no finished runs under .* run `python benchmarks/reproduce.py`"):
+        reproduce.main(["--report-only"])
+    assert not (runs / "results").exists()
+
+
+def test_the_why_section_falls_back_to_the_saved_sweep_results(runs):
+    row = {
+        "sweep": "minilm-nodropout",
+        "learning_rate": 0.02,
+        "pre_seq_len": 16,
+        "epochs": 3.0,
+        "shift_positions": True,
+        "dropout": 0.0,
+        "seed": 1,
+        "best_epoch": 1,
+        "dev_f1": 76.04,
+        "test_f1": 70.06,
+        "train_seconds": 150.2,
+    }
+    os.makedirs(runs / "results")
+    with open(runs / "results" / "why_conll2003.json", "w") as f:
+        json.dump([row], f)
+    reproduce.write_report({})
+    md = (runs / "results" / "reproduction.md").read_text()
+    assert "| minilm-nodropout | 0.02 | 16 | 3 | yes | 0 | 2/3 | 76.0 | 70.1 | 150 s |" in md
