@@ -1,7 +1,7 @@
 """Speed and memory of P-tuning v2 vs fine-tuning vs prompt tuning, on CPU, in one process.
 
 Run (from the repository root):
-    python benchmarks/speed.py                      # full run, ~15 min on 2 quiet cores -> benchmarks/results/speed.json
+    python benchmarks/speed.py                      # full run, ~12 min on 2 quiet cores -> benchmarks/results/speed.json
     python benchmarks/speed.py --quick              # smoke: 1 round, small sweeps, no MiniLM/BERT-base/RSS
     python benchmarks/speed.py --investigate        # + why: attention, AdamW kind, embedding grad, dropout, profiler
     python benchmarks/speed.py --out /tmp/s.json --rounds 6 --steps 4 --warmup 2 --no-rss --no-minilm --threads 1
@@ -774,7 +774,7 @@ def main(argv=None) -> dict:
         "--quick", action="store_true", help="smoke run: 1 round, small sweeps, no MiniLM, no RSS"
     )
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "speed.json"))
-    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=1, help="warm-up steps per variant per round")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")
     ap.add_argument("--sweep-rounds", type=int, default=2)
