@@ -228,7 +228,10 @@ def collect_why() -> list[dict]:
                     "train_seconds": runtime,
                 }
             )
-    return rows
+    # the reproduction's cell first (3 epochs, sweep "minilm", lr 2e-2, P 16), then one factor at a time, longer runs last
+    return sorted(
+        rows, key=lambda r: (r["epochs"], r["sweep"] != "minilm", r["learning_rate"], r["pre_seq_len"])
+    )
 
 
 def why_table(rows: list[dict], finetune: dict | None) -> list[str]:

@@ -68,7 +68,17 @@ def test_why_table_lists_each_sweep_run_with_its_factors(runs):
         args(0.02, 16, 3.0, False, 0.1),
     )
     write_run(why / "conll2003-minilm-search" / "conll2003-9-2e-2-16", {"best_eval_f1": 0.9})  # unfinished
+    write_run(
+        why / "conll2003-minilm-search" / "conll2003-3-2e-2-16",
+        {"best_epoch": 2, "best_eval_f1": 0.7476, "best_test_f1": 0.6839},
+        {"train_runtime": 167.0},
+        args(0.02, 16, 3.0, True, 0.1),
+    )
     rows = reproduce.collect_why()
+    assert [(r["sweep"], r["dev_f1"]) for r in rows[:1]] == [
+        ("minilm", pytest.approx(74.76))
+    ]  # the cell first
+    rows = rows[1:]
     assert rows == [
         {
             "sweep": "minilm-noshift",
