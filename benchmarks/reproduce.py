@@ -228,7 +228,8 @@ def collect_why() -> list[dict]:
                     "train_seconds": runtime,
                 }
             )
-    # the reproduction's cell first (3 epochs, sweep "minilm", lr 2e-2, P 16), then one factor at a time, longer runs last
+    # the reproduction's cell first (3 epochs, sweep "minilm", lr 2e-2, P 16), then one factor at a time, longer
+    # runs last
     return sorted(
         rows, key=lambda r: (r["epochs"], r["sweep"] != "minilm", r["learning_rate"], r["pre_seq_len"])
     )
@@ -328,9 +329,8 @@ def main(argv=None) -> dict:
                     out = run_one(dataset, method, seed, args.scale)
                     print(f"done {dataset} {method} seed {seed}: {out}", flush=True)
     table = collect(args.datasets, args.methods, args.seeds)
-    if (
-        not table
-    ):  # no run folders (e.g. a fresh clone): re-render the committed results instead of erasing them
+    # no run folders (e.g. a fresh clone): re-render the committed results instead of erasing them
+    if not table:
         table = saved_result("reproduction.json")
         if not table:
             raise SystemExit(
