@@ -3,10 +3,11 @@ sub-token label alignment, word-level predictions and the seqeval metric.
 
 Contracts:
   read_column_file(path, token_col, tag_col, ...) -> list of Sentence(tokens, tags, lineno)
-      Blank lines and `-DOCSTART-` lines end a sentence; too few columns is a DataError "file:line".
+      Read through tasks.io.read_lines (UTF-8 with or without BOM, LF or CRLF). Blank lines and `-DOCSTART-`
+      lines end a sentence; too few columns is a DataError "file:line".
   to_iob2(tags) / bilou_to_bio(tags): tag-scheme conversions (pure functions on one sentence).
   convert_and_check(raw, convert, labels, where): the converted tags; a DataError names the first unknown
-      raw tag.
+      (or empty) raw tag.
   fix_empty_words(batch_words, encoding, tokenizer): the batch with words that tokenize to nothing replaced
       by the unk token (None when there are none).
   first_subtoken_labels(word_ids, sequence_ids, word_label_ids): the per-token label row (-100 except on each
@@ -24,6 +25,7 @@ from typing import NamedTuple
 import datasets
 import numpy as np
 
+from tasks.io import read_lines
 from tasks.registry import DataError
 
 IGNORE = -100  # label of special tokens, non-first sub-tokens and padding: skipped by the loss and the metric
@@ -51,25 +53,23 @@ def read_column_file(
     tokens: list[str] = []
     tags: list[str] = []
     start = 0
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip() or line.startswith("-DOCSTART-"):
-                if tokens:
-                    sentences.append(Sentence(tokens, tags, start))
-                tokens, tags = [], []
-                continue
-            cols = line.split(sep) if sep else line.split()
-            if len(cols) < min_columns:
-                kind = "tab" if sep == "\t" else "space"
-                raise DataError(
-                    f"{path}:{lineno}: expected at least {min_columns} {kind}-separated columns, "
-                    f"got {len(cols)}: {line[:80]!r}."
-                )
-            if not tokens:
-                start = lineno
-            tokens.append(cols[token_col])
-            tags.append(cols[tag_col].strip())
+    for lineno, line in read_lines(path):  # BOM dropped, CRLF accepted, bad bytes named by file:line
+        if not line.strip() or line.startswith("-DOCSTART-"):
+            if tokens:
+                sentences.append(Sentence(tokens, tags, start))
+            tokens, tags = [], []
+            continue
+        cols = line.split(sep) if sep else line.split()
+        if len(cols) < min_columns:
+            kind = "tab" if sep == "\t" else "space"
+            raise DataError(
+                f"{path}:{lineno}: expected at least {min_columns} {kind}-separated columns, "
+                f"got {len(cols)}: {line[:80]!r}."
+            )
+        if not tokens:
+            start = lineno
+        tokens.append(cols[token_col])
+        tags.append(cols[tag_col].strip())
     if (
         tokens
     ):  # a file without a final blank line still yields its last sentence (the original's OntoNotes did not)
@@ -144,9 +144,8 @@ def convert_and_check(raw_tags: Sequence[str], convert, labels: Sequence[str], w
     allowed = set(labels)
     for k, tag in enumerate(tags):
         if tag not in allowed:
-            raise DataError(
-                f"{where(k)}: unknown tag {raw_tags[k]!r}; this dataset's tags are: {', '.join(labels)}."
-            )
+            what = "empty tag" if not str(raw_tags[k]).strip() else f"unknown tag {raw_tags[k]!r}"
+            raise DataError(f"{where(k)}: {what}; this dataset's tags are: {', '.join(labels)}.")
     return tags
 
 

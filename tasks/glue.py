@@ -6,8 +6,8 @@ SST-2 STS-B WNLI; MNLI's validation/test are dev_matched.tsv/test_matched.tsv) u
 the GLUE folder or the task folder itself; explicit --*_file override; without either, the Hub copy
 `nyu-mll/glue`. MNLI's mismatched sets load as the extra splits "validation_mismatched" / "test_mismatched"
 (listed in Task.extra["mismatched_splits"]).
-TSV files are read with csv.QUOTE_NONE (quotes are text) and columns are found by header name; a UTF-8 BOM is
-skipped (MRPC). CoLA train/dev have no header and are read by position (source, label, mark, sentence).
+TSV files are read through tasks.io.read_lines (UTF-8 with or without BOM, as MRPC's; LF or CRLF), split on
+tabs with quotes kept as text (csv.QUOTE_NONE), and columns are found by header name. CoLA train/dev have no header and are read by position (source, label, mark, sentence).
 Every dataset ends as the Hub's columns: its text column(s) (run_glue's task_to_keys), `label` and `idx`
 (the file's index/id column, else the row number). `label` is an id into label_list (the Hub's order), a
 float for stsb, -1 where the split has no labels (test).
@@ -20,8 +20,8 @@ the label spelt as the official TSV spells it (0/1, a class name, or the stsb sc
 
 from __future__ import annotations
 
-import csv
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from model.utils import TaskType
 from tasks.classification_metrics import accuracy, f1_binary, matthews_corrcoef, pearson, spearman
-from tasks.io import find_split_files, load_from_hub, uses_local_files
+from tasks.io import find_split_files, load_from_hub, read_lines, require_examples, uses_local_files
 from tasks.registry import DataError, Task, register_task
 
 HUB_ID = "nyu-mll/glue"
@@ -90,11 +90,16 @@ class GlueSpec:
 
 
 def _gold_label(value: str, spec: GlueSpec, where: str):
-    if spec.label_list is None:
+    if spec.label_list is None:  # stsb: a finite score (a nan would only surface later as a nan loss)
+        if not value.strip():
+            raise DataError(f"{where}: empty score.")
         try:
-            return float(value)
+            score = float(value)
         except ValueError:
             raise DataError(f"{where}: score {value!r} is not a number.") from None
+        if not math.isfinite(score):
+            raise DataError(f"{where}: score {value!r} is not a finite number.")
+        return score
     if spec.numeric:
         if value.isdigit() and int(value) < len(spec.label_list):
             return int(value)
@@ -103,6 +108,8 @@ def _gold_label(value: str, spec: GlueSpec, where: str):
         if value in spec.label_list:
             return spec.label_list.index(value)
         choices = ", ".join(spec.label_list)
+    if not value.strip():
+        raise DataError(f"{where}: empty label; expected one of {choices}.")
     raise DataError(f"{where}: label {value!r} is not one of {choices}.")
 
 
@@ -114,41 +121,41 @@ def _index(value: str, where: str) -> int:
 
 def read_tsv(path: str, spec: GlueSpec, labelled: bool) -> list[dict]:
     """The rows of one GLUE TSV as the Hub's columns. A missing column, a row with the wrong number of
-    fields or an unknown label is a DataError naming file:line."""
+    fields or an unknown label is a DataError naming file:line.
+
+    Fields are the line split on tabs (csv.QUOTE_NONE: quotes are text); lines come from read_lines, which
+    drops MRPC's BOM and accepts CRLF."""
     wanted = {key: spec.source.get(key, key) for key in (*spec.keys, "label")}
-    with open(path, encoding="utf-8-sig", newline="") as f:  # utf-8-sig: drop MRPC's BOM
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        first = next(reader, None)
-        if first is None:
-            raise DataError(f"{path}: empty file (expected the official GLUE {spec.folder} TSV).")
-        if all(wanted[k] in first for k in spec.keys):
-            header, rows = first, reader
-        elif spec.positional and len(first) == len(spec.positional):  # header-less (CoLA train/dev)
-            header, rows = list(spec.positional), itertools.chain([first], reader)
-        else:
-            expected = ", ".join(wanted[k] for k in spec.keys)
-            raise DataError(
-                f"{path}:1: no header with the column(s) {expected} "
-                f"(expected the official GLUE {spec.folder} TSV)."
-            )
-        if labelled and wanted["label"] not in header:
-            raise DataError(f"{path}:1: no {wanted['label']!r} column: the {spec.folder} file has no labels.")
-        index_column = next((c for c in ("index", "id") if c in header), None)
-        out = []
-        for fields in rows:
-            where = f"{path}:{reader.line_num}"  # QUOTE_NONE: one record per line
-            if not fields:  # a blank line (e.g. a trailing one)
-                continue
-            if len(fields) != len(header):
-                raise DataError(f"{where}: {len(fields)} tab-separated fields, the header has {len(header)}.")
-            row = dict(zip(header, fields, strict=True))
-            example = {key: row[wanted[key]] for key in spec.keys}
-            example["idx"] = _index(row[index_column], where) if index_column else len(out)
-            example["label"] = _gold_label(row[wanted["label"]], spec, where) if labelled else -1
-            out.append(example)
-    if not out:
-        raise DataError(f"{path}: no examples (expected the official GLUE {spec.folder} TSV).")
-    return out
+    lines = ((lineno, line.split("\t") if line else []) for lineno, line in read_lines(path))
+    first = next(lines, None)
+    if first is None:
+        raise DataError(f"{path}: empty file (expected the official GLUE {spec.folder} TSV).")
+    if all(wanted[k] in first[1] for k in spec.keys):
+        header, rows = first[1], lines
+    elif spec.positional and len(first[1]) == len(spec.positional):  # header-less (CoLA train/dev)
+        header, rows = list(spec.positional), itertools.chain([first], lines)
+    else:
+        expected = ", ".join(wanted[k] for k in spec.keys)
+        raise DataError(
+            f"{path}:1: no header with the column(s) {expected} "
+            f"(expected the official GLUE {spec.folder} TSV)."
+        )
+    if labelled and wanted["label"] not in header:
+        raise DataError(f"{path}:1: no {wanted['label']!r} column: the {spec.folder} file has no labels.")
+    index_column = next((c for c in ("index", "id") if c in header), None)
+    out = []
+    for lineno, fields in rows:
+        where = f"{path}:{lineno}"
+        if not fields:  # a blank line (e.g. a trailing one)
+            continue
+        if len(fields) != len(header):
+            raise DataError(f"{where}: {len(fields)} tab-separated fields, the header has {len(header)}.")
+        row = dict(zip(header, fields, strict=True))
+        example = {key: row[wanted[key]] for key in spec.keys}
+        example["idx"] = _index(row[index_column], where) if index_column else len(out)
+        example["label"] = _gold_label(row[wanted["label"]], spec, where) if labelled else -1
+        out.append(example)
+    return require_examples(out, path, f"the official GLUE {spec.folder} TSV")
 
 
 def _features(spec: GlueSpec) -> datasets.Features:

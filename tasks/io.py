@@ -1,11 +1,17 @@
-"""Shared file plumbing for the task families: where each split's file is, a JSON-lines reader with line
-numbers in their errors, and the thin Hub fallback."""
+"""Shared file plumbing for the task families: where each split's file is, the one text reader every local
+file goes through (read_lines; read_jsonl and read_json on top of it), and the thin Hub fallback.
+
+Text contract, the same for every family (SuperGLUE/SQuAD json, GLUE tsv, CoNLL/SRL column files): UTF-8 with
+or without a BOM, lines ending in LF or CRLF. A byte that is not UTF-8 and an empty split are a DataError
+naming the file (and line), raised while loading, before any training.
+"""
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import datasets
 
@@ -56,20 +62,62 @@ def find_split_files(
     return found
 
 
-def read_jsonl(path: str) -> list[dict]:
-    """One JSON object per non-empty line; a bad line is a DataError with file and line number."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
+def read_lines(path: str) -> Iterator[tuple[int, str]]:
+    """(line number from 1, text without its line ending) for every line of a UTF-8 text file.
+
+    A leading BOM is dropped (so `\\ufeff-DOCSTART-` or `\\ufeff{...` never reach a parser); LF and CRLF
+    both end a line, and only they do (a U+2028 inside a JSON string stays text).
+    A byte that is not UTF-8 is a DataError "file:line: not valid UTF-8 (byte 0x.. at column N)", the column
+    counted in characters from 1, as an editor shows it.
+    """
+    with open(path, "rb") as f:  # binary: decode line by line, so a bad byte is found with its line
+        for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg}).") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}.")
-            rows.append(row)
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                column = len(raw[: err.start].decode("utf-8")) + 1  # the bytes before err.start are valid
+                raise DataError(
+                    f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {column})."
+                ) from None
+            yield lineno, text.removesuffix("\n").removesuffix("\r")
+
+
+def read_jsonl(path: str) -> list[tuple[int, dict]]:
+    """(line number, object) per non-empty line, so later checks can name file:line; a bad line is a
+    DataError with file and line number."""
+    rows = []
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg}).") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}.")
+        rows.append((lineno, row))
+    return rows
+
+
+def read_json(path: str):
+    """One JSON document (SQuAD, SpERT CoNLL04) read through read_lines; a syntax error names file:line, an
+    empty file is a DataError."""
+    text = "\n".join(line for _, line in read_lines(path))
+    if not text.strip():
+        raise DataError(f"{path}: empty file (expected one JSON document).")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg}).") from None
+
+
+def require_examples(rows: list, path: str, expected: str) -> list:
+    """`rows` when there is at least one; otherwise a DataError naming the file, at load time (an empty split
+    would otherwise train a whole epoch and then fail inside the Trainer)."""
+    if not rows:
+        raise DataError(f"{path}: no examples (expected {expected}).")
     return rows
 
 

@@ -10,7 +10,8 @@ the Task's label_list at preprocessing. Official local layouts under --data_dir 
              with BILOU tags (TablERT variant) or {"tokens", "entities": [{"type", "start", "end"}]} (SpERT
              original), converted to BIO.
   ontonotes  {ontoNotes,ontonotes,.}/{train,dev,test}.sd.conllx: TAB-separated, token = column 1, tag = last.
-Without --data_dir/--*_file: conll2003 and ontonotes come from the Hub's Parquet export of eriktks/conll2003
+Every local file is read through tasks.io (UTF-8 with or without BOM, LF or CRLF; a bad byte or an empty
+split is a DataError naming the file). Without --data_dir/--*_file: conll2003 and ontonotes come from the Hub's Parquet export of eriktks/conll2003
 and tner/ontonotes5 (their `main` branches only hold loading scripts); conll2004 has no Hub copy.
 
 Preprocessing (deviation, on purpose): labels come from the fast tokenizer's `word_ids()` of the very
@@ -23,14 +24,13 @@ Metric: seqeval default mode on the first sub-token of each word; words cut by t
 
 from __future__ import annotations
 
-import json
 from functools import partial
 
 import datasets
 
 from model.utils import TaskType
 from tasks import conll
-from tasks.io import find_split_files, load_from_hub, uses_local_files
+from tasks.io import find_split_files, load_from_hub, read_json, require_examples, uses_local_files
 from tasks.registry import DataError, Task, register_task
 
 TAG_COLUMN = "ner_tags"
@@ -74,11 +74,7 @@ def _read_columns(path: str, labels, *, token_col: int, sep: str | None, min_col
 
 def _read_spert_json(path: str, labels) -> list[dict]:
     """SpERT/TablERT CoNLL04 JSON (one list of sentences) -> BIO rows."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg}).") from None
+    data = read_json(path)
     if not isinstance(data, list):
         raise DataError(
             f"{path}: expected a JSON list of sentences (SpERT conll04_*.json), got {type(data).__name__}."
@@ -185,6 +181,7 @@ def load(data_args, splits, *, name: str) -> datasets.DatasetDict:
     out = {}
     for split, path in paths.items():
         rows = reader(path, labels)
+        require_examples(rows, path, f"{name} sentences in the official layout; see README 'Data layouts'")
         for k, row in enumerate(rows):
             row["id"] = str(k)
         out[split] = conll.tagging_dataset(rows, TAG_COLUMN)

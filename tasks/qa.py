@@ -24,14 +24,13 @@ only). Metrics: SQuAD "exact_match" and "f1" in percent; squad_v2 adds HasAns_/N
 
 from __future__ import annotations
 
-import json
 from functools import partial
 
 import datasets
 
 from arguments import QuestionAnsweringArguments
 from model.utils import TaskType
-from tasks.io import find_split_files, load_from_hub, uses_local_files
+from tasks.io import find_split_files, load_from_hub, read_json, require_examples, uses_local_files
 from tasks.qa_postprocess import postprocess_predictions, squad_scores
 from tasks.registry import DataError, Task, register_task
 
@@ -61,11 +60,7 @@ SQUAD_LAYOUT = (
 
 def read_squad_json(path: str) -> datasets.Dataset:
     """The official SQuAD JSON, flattened to one row per question."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            payload = json.load(f)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg}).") from None
+    payload = read_json(path)  # UTF-8 with or without BOM; bad bytes and syntax errors name file:line
     articles = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(articles, list):
         raise DataError(f"{path}: expected the SQuAD layout {SQUAD_LAYOUT}.")
@@ -92,6 +87,7 @@ def read_squad_json(path: str) -> datasets.Dataset:
                     ) from None
                 for name, value in row.items():
                     rows[name].append(value)
+    require_examples(rows["id"], path, f"questions in the SQuAD layout {SQUAD_LAYOUT}")
     return datasets.Dataset.from_dict(rows, features=FEATURES)
 
 

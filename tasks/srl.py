@@ -6,7 +6,8 @@ Official local layout (the original's data package; first match wins):
              -> splits train / validation / test_wsj / test_brown
   conll2012  {CoNLL12,conll2012,.}/conll2012.{train,devel,test}.txt -> train / validation / test
              (the original named the test split "test_wsj"; here it is "test")
-  one line per predicate: `<predicate word index, 0-based> tok1 ... tokN ||| tag1 ... tagN`.
+  one line per predicate: `<predicate word index, 0-based> tok1 ... tokN ||| tag1 ... tagN`
+  (UTF-8 with or without BOM, LF or CRLF, read through tasks.io; an empty file is a DataError).
 No Hub copy exists (LDC data): --data_dir is required.
 
 Label lists: the tag inventory of the official files, fixed at registration (a Task's label_list sizes the
@@ -34,7 +35,7 @@ import datasets
 
 from model.utils import TaskType
 from tasks import conll
-from tasks.io import find_split_files, uses_local_files
+from tasks.io import find_split_files, read_lines, require_examples, uses_local_files
 from tasks.registry import DataError, Task, register_task
 
 TAG_COLUMN = "tags"
@@ -90,31 +91,31 @@ DATASETS = {
 
 
 def read_srl_file(path: str, labels) -> list[dict]:
-    """`<index> tokens ||| tags` lines -> rows {"index", "tokens", "tags"}; blank lines are skipped."""
+    """`<index> tokens ||| tags` lines -> rows {"index", "tokens", "tags"}; blank lines are skipped, a file
+    without any line is a DataError."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            left, sep, right = line.partition("|||")
-            parts, tags = left.split(), right.split()
-            expected = "expected '<predicate index> tok1 ... tokN ||| tag1 ... tagN'"
-            if not sep or len(parts) < 2:
-                raise DataError(f"{path}:{lineno}: {expected}, got {line.strip()[:80]!r}.")
-            try:
-                index = int(parts[0])
-            except ValueError:
-                raise DataError(
-                    f"{path}:{lineno}: predicate index {parts[0]!r} is not an integer; {expected}."
-                ) from None
-            tokens = parts[1:]
-            if len(tags) != len(tokens):
-                raise DataError(f"{path}:{lineno}: {len(tokens)} tokens but {len(tags)} tags.")
-            if not 0 <= index < len(tokens):
-                raise DataError(f"{path}:{lineno}: predicate index {index} outside the {len(tokens)} tokens.")
-            conll.convert_and_check(tags, list, labels, lambda k, n=lineno: f"{path}:{n} (token {k})")
-            rows.append({"id": str(len(rows)), "index": index, "tokens": tokens, TAG_COLUMN: tags})
-    return rows
+    for lineno, line in read_lines(path):  # BOM dropped, CRLF accepted, bad bytes named by file:line
+        if not line.strip():
+            continue
+        left, sep, right = line.partition("|||")
+        parts, tags = left.split(), right.split()
+        expected = "expected '<predicate index> tok1 ... tokN ||| tag1 ... tagN'"
+        if not sep or len(parts) < 2:
+            raise DataError(f"{path}:{lineno}: {expected}, got {line.strip()[:80]!r}.")
+        try:
+            index = int(parts[0])
+        except ValueError:
+            raise DataError(
+                f"{path}:{lineno}: predicate index {parts[0]!r} is not an integer; {expected}."
+            ) from None
+        tokens = parts[1:]
+        if len(tags) != len(tokens):
+            raise DataError(f"{path}:{lineno}: {len(tokens)} tokens but {len(tags)} tags.")
+        if not 0 <= index < len(tokens):
+            raise DataError(f"{path}:{lineno}: predicate index {index} outside the {len(tokens)} tokens.")
+        conll.convert_and_check(tags, list, labels, lambda k, n=lineno: f"{path}:{n} (token {k})")
+        rows.append({"id": str(len(rows)), "index": index, "tokens": tokens, TAG_COLUMN: tags})
+    return require_examples(rows, path, "'<predicate index> tok1 ... tokN ||| tag1 ... tagN' lines")
 
 
 def load(data_args, splits, *, name: str) -> datasets.DatasetDict:

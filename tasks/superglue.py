@@ -33,7 +33,14 @@ import numpy as np
 
 from model.utils import TaskType
 from tasks.classification_metrics import accuracy, f1_binary, f1_macro
-from tasks.io import find_split_files, load_from_hub, read_jsonl, require_keys, uses_local_files
+from tasks.io import (
+    find_split_files,
+    load_from_hub,
+    read_jsonl,
+    require_examples,
+    require_keys,
+    uses_local_files,
+)
 from tasks.registry import DataError, Task, register_task
 from tasks.squad_metrics import exact_match_score, f1_score, metric_max_over_ground_truths
 
@@ -49,16 +56,10 @@ _STR, _INT, _LABEL = datasets.Value("string"), datasets.Value("int32"), datasets
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _numbered_rows(path: str):
-    """(line number, object) per non-empty line, so later checks can name file:line as read_jsonl does."""
-    rows = read_jsonl(path)
-    with open(path, encoding="utf-8") as f:
-        linenos = [n for n, line in enumerate(f, start=1) if line.strip()]
-    return zip(linenos, rows, strict=True)
-
-
 def _label_id(value, label_list: tuple[str, ...], where: str) -> int:
     """Id of a gold label. Boolean tasks accept JSON booleans, 0/1 (MultiRC) and "true"/"false" strings."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataError(f"{where}: empty label; expected one of {', '.join(label_list)}.")
     key = str(value)
     if label_list == BOOL_LABELS:
         key = {"0": "False", "1": "True"}.get(key, key.capitalize())
@@ -140,14 +141,9 @@ def _loader(name: str, folder: str, features: datasets.Features, read: Callable,
         for split, path in files.items():
             labelled = split != "test"  # the official test files have no labels
             rows = [
-                r
-                for lineno, obj in _numbered_rows(path)
-                for r in read(obj, path, lineno, label_list, labelled)
+                r for lineno, obj in read_jsonl(path) for r in read(obj, path, lineno, label_list, labelled)
             ]
-            if not rows:
-                raise DataError(
-                    f"{path}: no examples (expected the official {folder}/{LAYOUT[split][0]} jsonl)."
-                )
+            require_examples(rows, path, f"the official {folder}/{LAYOUT[split][0]} jsonl")
             out[split] = datasets.Dataset.from_list(rows, features=features)
         return datasets.DatasetDict(out)
 
