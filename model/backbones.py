@@ -10,6 +10,9 @@ pooler — what sequence classification / multiple choice pool with, as the orig
     "context":  DeBERTa's ContextPooler, a new trainable layer
 attention — how prefixes reach attention: "interface" (transformers' AttentionInterface, any model that routes
   through it) or the name of an adapter in model/injection.py for models that do not (DeBERTa v1, v2/v3).
+shared_layers — ALBERT: one layer's weights run at every depth, so the depth (and with it the depth's own prefix)
+  comes from the encoder loop that model/injection.py puts in place, not from the attention module.
+Every row is pinned against a hand-written reference by tests/test_backbones.py (which fails if a row is untested).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ class Backbone:
         False  # tokenizer flag for pre-split words (NER/SRL), as the original's ADD_PREFIX_SPACE
     )
     use_fast_tokenizer: bool = True  # the original's USE_FAST (its deberta-v2 tokenizer was slow)
+    shared_layers: bool = False
 
 
 BACKBONES: dict[str, Backbone] = {
     "bert": Backbone(),
     "electra": Backbone(pooler="context"),
-    "albert": Backbone(),
+    "albert": Backbone(shared_layers=True),
     "roberta": Backbone(position_style="padding_offset", add_prefix_space=True),
     "xlm-roberta": Backbone(position_style="padding_offset", add_prefix_space=True),
     "camembert": Backbone(position_style="padding_offset", add_prefix_space=True),

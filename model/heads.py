@@ -56,7 +56,10 @@ class Pooler(nn.Module):
     def forward(self, hidden_states):  # (B, T, H) -> (B, H')
         if self.context is not None:
             return self.context(hidden_states)
-        return self._backbone[0].pooler(hidden_states)
+        backbone = self._backbone[0]
+        if isinstance(backbone.pooler, nn.Linear):  # ALBERT: a bare Linear on the first token, then its Tanh
+            return backbone.pooler_activation(backbone.pooler(hidden_states[:, 0]))
+        return backbone.pooler(hidden_states)
 
 
 class PTuningForSequenceClassification(PTuningModel):

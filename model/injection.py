@@ -3,8 +3,14 @@
 Encoders whose attention goes through transformers' AttentionInterface (BERT, RoBERTa, ELECTRA, XLM-R, ALBERT ...)
 get two registered implementations, "prefix_sdpa" and "prefix_eager": they prepend the layer's prefix keys/values
 (passed down the forward as the `prefix_kv` kwarg) and P always-attend columns to the mask, then call the stock
-kernel. DeBERTa (v1 and v2/v3) computes attention itself, so its attention modules get a small adapter that does
-the same and gives prefix keys zero relative-position bias, as the original's patched copies of modeling_deberta.
+kernel. The depth is the attention module's `layer_idx`; ALBERT runs ONE shared layer at every depth, so its encoder
+loop is replaced by one that passes the depth down as the `prefix_depth` kwarg (captured by gradient checkpointing
+like any other argument, so a recomputation sees the same depth). DeBERTa (v1 and v2/v3) computes attention itself,
+so its attention modules get a small adapter that does the same and gives prefix keys zero relative-position bias,
+as the original's patched copies of modeling_deberta.
+
+Every route takes its layer's prefix through `LayerPrefixes.take`, which counts: PTuningModel compares the count with
+the number of prefixed layers after each forward, so a backbone whose attention ignores the prefix fails loudly.
 
 Why not the cache (`past_key_values`) route the original used: on transformers 5.x it is renamed and deprecated,
 mutated in place, silently dropped under gradient checkpointing and absent in DeBERTa (../shared/INJECTION.md).
@@ -23,6 +29,20 @@ from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_
 # A layer's prefix: (key, value), each (B, heads, P, head_dim), plus an optional (B, P) bool mask of the prefix
 # slots a query may attend to (None: all). One entry per backbone layer; None for a layer without prefix.
 LayerPrefix = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+class LayerPrefixes(list):
+    """One forward's prefixes: a LayerPrefix (or None) per depth, and how many of them attention consumed."""
+
+    def __init__(self, per_layer):
+        super().__init__(per_layer)
+        self.consumed = 0
+
+    def take(self, depth: int) -> LayerPrefix | None:
+        layer_prefix = self[depth]
+        if layer_prefix is not None:
+            self.consumed += 1
+        return layer_prefix
 
 
 def _prefix_mask_columns(attention_mask, prefix_mask, batch: int, q_len: int, P: int, additive: bool, like):
@@ -65,8 +85,9 @@ def eager_attention(module, query, key, value, attention_mask, scaling=None, dro
 
 
 def _with_prefix(kernel, additive: bool):
-    def attention(module, query, key, value, attention_mask, prefix_kv=None, **kwargs):
-        layer_prefix = None if prefix_kv is None else prefix_kv[module.layer_idx]
+    def attention(module, query, key, value, attention_mask, prefix_kv=None, prefix_depth=None, **kwargs):
+        depth = module.layer_idx if prefix_depth is None else prefix_depth
+        layer_prefix = None if prefix_kv is None else prefix_kv.take(depth)
         if layer_prefix is not None:
             prefix_key, prefix_value, prefix_mask = layer_prefix  # (B, heads, P, d) each
             batch, _, q_len, _ = query.shape
@@ -86,8 +107,25 @@ AttentionMaskInterface.register("prefix_eager", eager_mask)
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# ALBERT: one AlbertLayerGroup (shared weights) runs at every depth, so no module knows its depth. This replaces the
+# encoder's loop (per instance; transformers 5.24 AlbertTransformer.forward) with one that passes the depth down.
+
+
+def _albert_transformer_forward(self, hidden_states, attention_mask=None, **kwargs):
+    from transformers.modeling_outputs import BaseModelOutput
+
+    hidden_states = self.embedding_hidden_mapping_in(hidden_states)  # (B, T, E) -> (B, T, H)
+    layers, groups = self.config.num_hidden_layers, self.config.num_hidden_groups
+    for depth in range(layers):
+        group = self.albert_layer_groups[int(depth / (layers / groups))]
+        hidden_states = group(hidden_states, attention_mask, prefix_depth=depth, **kwargs)
+    return BaseModelOutput(last_hidden_state=hidden_states)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # DeBERTa adapters. Each replaces one attention module's forward (per instance); with no active prefix it calls the
-# stock forward unchanged. The prefix of the current forward is put on the module as `_ptuning_prefix`.
+# stock forward unchanged. The current forward's LayerPrefixes are put on the module as `_ptuning_prefixes`, its
+# depth as `_ptuning_depth`.
 
 
 def _deberta_v2_forward(
@@ -101,11 +139,14 @@ def _deberta_v2_forward(
 ):
     from transformers.models.deberta_v2.modeling_deberta_v2 import scaled_size_sqrt
 
-    if self._ptuning_prefix is None:
+    layer_prefix = (
+        None if self._ptuning_prefixes is None else self._ptuning_prefixes.take(self._ptuning_depth)
+    )
+    if layer_prefix is None:
         return type(self).forward(
             self, hidden_states, attention_mask, output_attentions, query_states, relative_pos, rel_embeddings
         )
-    prefix_key, prefix_value, prefix_mask = self._ptuning_prefix  # (B, heads, P, d) each
+    prefix_key, prefix_value, prefix_mask = layer_prefix  # (B, heads, P, d) each
     heads = self.num_attention_heads
     batch, T = hidden_states.shape[:2]
     P = prefix_key.shape[2]
@@ -148,13 +189,16 @@ def _deberta_forward(
 ):
     from transformers.models.deberta.modeling_deberta import scaled_size_sqrt
 
-    if self._ptuning_prefix is None:
+    layer_prefix = (
+        None if self._ptuning_prefixes is None else self._ptuning_prefixes.take(self._ptuning_depth)
+    )
+    if layer_prefix is None:
         return type(self).forward(
             self, hidden_states, attention_mask, output_attentions, query_states, relative_pos, rel_embeddings
         )
     if query_states is not None:
         raise NotImplementedError("DeBERTa's query_states path (z_steps > 0) is not supported with a prefix.")
-    prefix_key, prefix_value, prefix_mask = self._ptuning_prefix  # (B, heads, P, d) each
+    prefix_key, prefix_value, prefix_mask = layer_prefix  # (B, heads, P, d) each
     batch, T = hidden_states.shape[:2]
     P = prefix_key.shape[2]
     qkv = self.transpose_for_scores(self.in_proj(hidden_states))  # (B, heads, T, 3·d): per head [q|k|v]
@@ -190,28 +234,38 @@ _ADAPTERS = {
 class PrefixInjector:
     """Routes a forward's per-layer prefixes into the backbone's attention.
 
-    `kwargs(prefix_kv)` returns the extra forward kwargs (interface route); adapter backbones get the prefixes set
-    on their attention modules instead, in layer order. Call `set(prefix_kv)` before every backbone forward.
+    `set(prefix_kv)` installs one forward's prefixes and returns the extra forward kwargs (interface route); adapter
+    backbones get them set on their attention modules instead, in layer order. Call it before every backbone
+    forward; `consumed` then says how many layer prefixes attention took in that forward.
     """
 
-    def __init__(self, backbone, attention: str, attn_implementation: str):
+    def __init__(self, backbone, attention: str, attn_implementation: str, shared_layers: bool = False):
         self.attention = attention
         self.adapted: list[torch.nn.Module] = []
+        self.current: LayerPrefixes | None = None
         if attention == "interface":
             backbone.set_attn_implementation(f"prefix_{attn_implementation}")
+            if shared_layers:  # ALBERT
+                backbone.encoder.forward = types.MethodType(_albert_transformer_forward, backbone.encoder)
             return
         class_name, forward = _ADAPTERS[attention]
         self.adapted = [m for m in backbone.modules() if type(m).__name__ == class_name]
-        for module in self.adapted:
-            module._ptuning_prefix = None
+        for depth, module in enumerate(self.adapted):
+            module._ptuning_prefixes, module._ptuning_depth = None, depth
             module.forward = types.MethodType(forward, module)
 
     def set(self, prefix_kv: list[LayerPrefix | None] | None) -> dict:
         """Install this forward's prefixes; returns the kwargs to pass to the backbone."""
+        self.current = None if prefix_kv is None else LayerPrefixes(prefix_kv)
         if self.attention == "interface":
-            return {} if prefix_kv is None else {"prefix_kv": prefix_kv}
+            return {} if self.current is None else {"prefix_kv": self.current}
         if prefix_kv is not None and len(prefix_kv) != len(self.adapted):
             raise ValueError(f"{len(prefix_kv)} layer prefixes for {len(self.adapted)} attention layers")
-        for i, module in enumerate(self.adapted):
-            module._ptuning_prefix = None if prefix_kv is None else prefix_kv[i]
+        for module in self.adapted:
+            module._ptuning_prefixes = self.current
         return {}
+
+    @property
+    def consumed(self) -> int:
+        """Layer prefixes that attention took since the last `set`."""
+        return 0 if self.current is None else self.current.consumed

@@ -99,7 +99,14 @@ class PTuningModel(nn.Module):
                 prefix_projection,
                 prefix_hidden_size,
             )
-            self.injector = PrefixInjector(backbone, self.quirks.attention, attn_implementation)
+            if getattr(config, "inner_group_num", 1) != 1:
+                raise PTuningError(
+                    f"{config.model_type} with inner_group_num={config.inner_group_num} runs several attention "
+                    "layers per depth; P-tuning v2 here supports inner_group_num=1 (every released ALBERT)."
+                )
+            self.injector = PrefixInjector(
+                backbone, self.quirks.attention, attn_implementation, self.quirks.shared_layers
+            )
         elif method == "prompt":
             # word-embedding width (ALBERT/ELECTRA embed narrower than hidden_size)
             self.prompt_encoder = PromptEncoder(pre_seq_len, backbone.get_input_embeddings().embedding_dim)
@@ -183,6 +190,13 @@ class PTuningModel(nn.Module):
             position_ids=position_ids,
             **extra,
         )
+        if self.method == "prefix" and self.injector.consumed != len(self.prefix_layers):
+            # a backbone whose attention never takes the prefix would otherwise train a prefix that does nothing
+            raise PTuningError(
+                f"the {self.config.model_type} backbone's attention took {self.injector.consumed} of "
+                f"{len(self.prefix_layers)} layer prefixes in this forward: its attention does not route through "
+                "the prefix injector (model/injection.py); add or fix its row in model/backbones.py."
+            )
         return outputs[0]
 
     def _encode_with_prompt(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
