@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from transformers import HfArgumentParser, TrainingArguments
 logger = logging.getLogger(__name__)
 
 FAMILIES = ("superglue", "glue", "ner", "srl", "qa")  # must equal tasks.registry.FAMILIES (checked in a test)
+# --max_seq_length when not given: QA's windows need room for question + context + --doc_stride (HF run_qa: 384).
+DEFAULT_MAX_SEQ_LENGTH = {"qa": 384}
 
 
 @dataclass
@@ -96,6 +99,8 @@ class ModelArguments:
             raise ValueError(f"--pre_seq_len must be >= 1 with --prefix/--prompt, got {self.pre_seq_len}.")
         if not 0.0 <= self.hidden_dropout_prob < 1.0:
             raise ValueError(f"--hidden_dropout_prob must be in [0, 1), got {self.hidden_dropout_prob}.")
+        if self.prefix_hidden_size < 1:
+            raise ValueError(f"--prefix_hidden_size must be >= 1, got {self.prefix_hidden_size}.")
         if self.prefix_layers is not None and not self.prefix:
             raise ValueError("--prefix_layers only applies to --prefix (P-tuning v2).")
         if self.ptuning_checkpoint is not None and not os.path.isfile(
@@ -134,8 +139,17 @@ class DataTrainingArguments:
     )
     validation_file: str | None = field(default=None, metadata={"help": "Explicit validation file."})
     test_file: str | None = field(default=None, metadata={"help": "Explicit test file."})
-    max_seq_length: int = field(default=128, metadata={"help": "Max tokens per input after tokenisation."})
-    doc_stride: int = field(default=128, metadata={"help": "QA: overlap between windows of a long context."})
+    max_seq_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Max tokens per input after tokenisation. Default: the family's, 384 for qa (as HF run_qa and "
+            "the original's SQuAD code), 128 otherwise."
+        },
+    )
+    doc_stride: int = field(
+        default=128,
+        metadata={"help": "QA: overlap (tokens) between windows of a long context; < max_seq_length."},
+    )
     overwrite_cache: bool = field(default=False, metadata={"help": "Re-tokenise instead of using the cache."})
     pad_to_max_length: bool = field(
         default=True, metadata={"help": "Pad to max_seq_length (else pad each batch dynamically)."}
@@ -165,12 +179,28 @@ class DataTrainingArguments:
                 f"unknown --dataset_name {self.dataset_name!r} for --task_name {self.task_name}; choose one of: "
                 f"{', '.join(choices)}"
             )
+        if self.max_seq_length is None:  # the family's default, so the shortest QA command runs
+            self.max_seq_length = DEFAULT_MAX_SEQ_LENGTH.get(self.task_name, 128)
         if self.max_seq_length < 8:
             raise ValueError(f"--max_seq_length must be >= 8, got {self.max_seq_length}.")
         if self.template_id not in (0, 1):
             raise ValueError(f"--template_id must be 0 or 1, got {self.template_id}.")
+        if self.doc_stride < 0:
+            raise ValueError(f"--doc_stride must be >= 0 (0: windows do not overlap), got {self.doc_stride}.")
         if self.task_name == "qa" and self.doc_stride >= self.max_seq_length:
-            raise ValueError(f"--doc_stride ({self.doc_stride}) must be smaller than --max_seq_length.")
+            raise ValueError(
+                f"--doc_stride ({self.doc_stride}) must be smaller than --max_seq_length ({self.max_seq_length}): "
+                "lower --doc_stride or raise --max_seq_length (HF run_qa: 128 and 384)."
+            )
+        for name in (
+            "max_train_samples",
+            "max_eval_samples",
+            "max_predict_samples",
+            "preprocessing_num_workers",
+        ):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name} must be >= 1 (or left unset for all), got {value}.")
         for name in ("data_dir", "train_file", "validation_file", "test_file"):
             path = getattr(self, name)
             if path is not None and not os.path.exists(path):
@@ -187,6 +217,15 @@ class QuestionAnsweringArguments:
     null_score_diff_threshold: float = field(
         default=0.0, metadata={"help": "Predict no answer when null score - best span score exceeds this."}
     )
+
+    def __post_init__(self):
+        for name in ("n_best_size", "max_answer_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
+        if not math.isfinite(self.null_score_diff_threshold):
+            raise ValueError(
+                f"--null_score_diff_threshold must be a finite number, got {self.null_score_diff_threshold}."
+            )
 
 
 @dataclass
@@ -213,6 +252,25 @@ class PTuningTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"--lr_schedule must be auto, linear, exponential or hf, got {self.lr_schedule!r}."
             )
+        # `not 0 < x` also refuses NaN.
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ValueError(
+                f"--lr_decay must be in (0, 1] (the lr is multiplied by it every epoch; 1 = constant), got "
+                f"{self.lr_decay}."
+            )
+        if not 0.0 < self.learning_rate < math.inf:
+            raise ValueError(f"--learning_rate must be a positive number, got {self.learning_rate}.")
+        if self.max_steps <= 0 and not 0.0 < self.num_train_epochs < math.inf:
+            raise ValueError(
+                f"--num_train_epochs must be > 0 (or set --max_steps), got {self.num_train_epochs}."
+            )
+        for name in (
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
         super().__post_init__()
 
 
@@ -237,6 +295,12 @@ def build_parser() -> HfArgumentParser:
     )
 
 
+def _usage_error(parser: HfArgumentParser, message: str) -> None:
+    """Exit 2 with one line (argparse's parser.error would first print the 200-line usage of every HF flag)."""
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def get_args(argv: list[str] | None = None):
     """Parse argv (default sys.argv[1:]); unknown flags are one clear error naming them."""
     argv = _translate_old_flags(list(sys.argv[1:] if argv is None else argv))
@@ -245,10 +309,10 @@ def get_args(argv: list[str] | None = None):
         model_args, data_args, training_args, qa_args, unknown = parser.parse_args_into_dataclasses(
             args=argv, return_remaining_strings=True
         )
-    except (ValueError, FileNotFoundError) as err:  # a cross-field check failed: one line, no traceback
-        parser.error(str(err))
+    except (ValueError, FileNotFoundError) as err:  # a check in __post_init__ failed: one line, no traceback
+        _usage_error(parser, str(err))
     if unknown:
-        parser.error(f"unrecognised arguments: {' '.join(unknown)} (see `python run.py --help`)")
+        _usage_error(parser, f"unrecognised arguments: {' '.join(unknown)} (see `python run.py --help`)")
     if data_args.dataset_name == "squad_v2":
         qa_args.version_2_with_negative = True
     return model_args, data_args, training_args, qa_args

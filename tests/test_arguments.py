@@ -51,3 +51,77 @@ def test_unknown_dataset_name_lists_the_family_choices(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown --dataset_name 'rtee' for --task_name superglue" in err
     assert "boolq, cb, rte, wic, wsc, copa, multirc, record" in err
+
+
+QA = "--model_name_or_path m --task_name qa --dataset_name squad --output_dir {out}"
+
+
+def usage_error(argv, capsys) -> str:
+    """The stderr of a refused command line: exit 2 and exactly one line."""
+    with pytest.raises(SystemExit) as exc:
+        get_args(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+@pytest.mark.parametrize("flag", ["--max_train_samples", "--max_eval_samples", "--max_predict_samples"])
+def test_sample_limits_below_one_are_refused_up_front(tmp_path, capsys, flag, value):
+    err = usage_error(BASE.format(out=tmp_path).split() + [flag, value], capsys)
+    assert f"{flag} must be >= 1 (or left unset for all), got {value}." in err
+    assert get_args(BASE.format(out=tmp_path).split() + [flag, "1"])[1].__dict__[flag[2:]] == 1
+
+
+@pytest.mark.parametrize("value", ["-3", "0", "1e15", "1.5", "nan"])
+def test_lr_decay_outside_zero_one_is_refused(tmp_path, capsys, value):
+    argv = BASE.format(out=tmp_path).split() + ["--lr_schedule", "exponential", "--lr_decay", value]
+    assert "--lr_decay must be in (0, 1]" in usage_error(argv, capsys)
+
+
+def test_lr_decay_of_one_is_a_constant_schedule_and_accepted(tmp_path):
+    argv = BASE.format(out=tmp_path).split() + ["--lr_decay", "1"]
+    assert get_args(argv)[2].lr_decay == 1.0
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("--doc_stride -1", "--doc_stride must be >= 0"),
+        ("--max_seq_length 0", "--max_seq_length must be >= 8"),
+        ("--max_answer_length 0", "--max_answer_length must be >= 1"),
+        ("--n_best_size -2", "--n_best_size must be >= 1"),
+        ("--null_score_diff_threshold nan", "--null_score_diff_threshold must be a finite number"),
+        ("--prefix_hidden_size 0", "--prefix_hidden_size must be >= 1"),
+        ("--hidden_dropout_prob 1", "--hidden_dropout_prob must be in [0, 1)"),
+        ("--hidden_dropout_prob -0.1", "--hidden_dropout_prob must be in [0, 1)"),
+        ("--preprocessing_num_workers 0", "--preprocessing_num_workers must be >= 1"),
+        ("--learning_rate 0", "--learning_rate must be a positive number"),
+        ("--learning_rate -0.001", "--learning_rate must be a positive number"),
+        ("--num_train_epochs 0", "--num_train_epochs must be > 0 (or set --max_steps)"),
+        ("--per_device_train_batch_size 0", "--per_device_train_batch_size must be >= 1"),
+        ("--per_device_eval_batch_size -1", "--per_device_eval_batch_size must be >= 1"),
+        ("--gradient_accumulation_steps 0", "--gradient_accumulation_steps must be >= 1"),
+        ("--max_seq_length 128", "--doc_stride (128) must be smaller than --max_seq_length (128)"),
+    ],
+)
+def test_nonsensical_numbers_are_one_usage_error_naming_the_flag(tmp_path, capsys, extra, message):
+    assert message in usage_error(QA.format(out=tmp_path).split() + extra.split(), capsys)
+
+
+def test_shortest_qa_command_gets_qa_defaults(tmp_path):
+    """`--task_name qa --dataset_name squad` alone used to stop at the stride check (128 vs 128)."""
+    _, data_args, _, qa_args = get_args(QA.format(out=tmp_path).split())
+    assert (data_args.max_seq_length, data_args.doc_stride) == (384, 128)  # HF run_qa's defaults
+    assert (qa_args.n_best_size, qa_args.max_answer_length) == (20, 30)
+    # The other families keep 128; an explicit value always wins.
+    assert get_args(BASE.format(out=tmp_path).split())[1].max_seq_length == 128
+    assert get_args(QA.format(out=tmp_path).split() + ["--max_seq_length", "256"])[1].max_seq_length == 256
+    argv = QA.format(out=tmp_path).split() + ["--max_seq_length", "128", "--doc_stride", "32"]
+    assert get_args(argv)[1].max_seq_length == 128
+
+
+def test_num_train_epochs_zero_is_fine_with_max_steps(tmp_path):
+    argv = BASE.format(out=tmp_path).split() + ["--num_train_epochs", "0", "--max_steps", "3"]
+    assert get_args(argv)[2].max_steps == 3
