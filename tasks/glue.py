@@ -126,8 +126,12 @@ def read_tsv(path: str, spec: GlueSpec, labelled: bool) -> list[dict]:
     Fields are the line split on tabs (csv.QUOTE_NONE: quotes are text); lines come from read_lines, which
     drops MRPC's BOM and accepts CRLF."""
     wanted = {key: spec.source.get(key, key) for key in (*spec.keys, "label")}
-    lines = ((lineno, line.split("\t") if line else []) for lineno, line in read_lines(path))
-    first = next(lines, None)
+    # a blank line (spaces at most) has no fields; a line of tabs is a row of empty fields, and an error below
+    lines = (
+        (lineno, line.split("\t") if line.strip() or "\t" in line else [])
+        for lineno, line in read_lines(path)
+    )
+    first = next((line for line in lines if line[1]), None)  # the header (or first row): first non-blank line
     if first is None:
         raise DataError(f"{path}: empty file (expected the official GLUE {spec.folder} TSV).")
     if all(wanted[k] in first[1] for k in spec.keys):
@@ -137,11 +141,13 @@ def read_tsv(path: str, spec: GlueSpec, labelled: bool) -> list[dict]:
     else:
         expected = ", ".join(wanted[k] for k in spec.keys)
         raise DataError(
-            f"{path}:1: no header with the column(s) {expected} "
+            f"{path}:{first[0]}: no header with the column(s) {expected} "
             f"(expected the official GLUE {spec.folder} TSV)."
         )
     if labelled and wanted["label"] not in header:
-        raise DataError(f"{path}:1: no {wanted['label']!r} column: the {spec.folder} file has no labels.")
+        raise DataError(
+            f"{path}:{first[0]}: no {wanted['label']!r} column: the {spec.folder} file has no labels."
+        )
     index_column = next((c for c in ("index", "id") if c in header), None)
     out = []
     for lineno, fields in rows:

@@ -74,6 +74,8 @@ def read_lines(path: str) -> Iterator[tuple[int, str]]:
         for lineno, raw in enumerate(f, start=1):
             if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
+                if not raw:  # a file that is only a BOM has no line at all
+                    return
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:

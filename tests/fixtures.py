@@ -1,9 +1,24 @@
-"""Small data sets in the OFFICIAL file formats, written by tests (never copied from real data)."""
+"""Small data sets in the OFFICIAL file formats, written by tests (never copied from real data), and the skip
+guard of the tests that read the real files in ../shared/data."""
 
 from __future__ import annotations
 
 import json
 import os
+
+import pytest
+
+REAL_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
+
+
+def needs_real(*files: str):
+    """Skip unless every one of `files` (paths under ../shared/data) exists: the exact files a real-data test
+    reads, so a partial copy of shared/data skips that test instead of failing it."""
+    missing = [f for f in files if not os.path.isfile(os.path.join(REAL_DATA, f))]
+    return pytest.mark.skipif(
+        bool(missing), reason=f"real data not found: {', '.join(missing)} under {REAL_DATA}"
+    )
+
 
 SENTENCES = [
     ("A man is playing a guitar.", "A man plays an instrument."),
@@ -104,7 +119,40 @@ def conll2005(root: str, copies: int = 3) -> str:
     return root
 
 
-def squad(root: str, n: int = 6) -> str:
+def ontonotes(root: str, copies: int = 2) -> str:
+    """OntoNotes .sd.conllx: TAB-separated, token in column 2, tag last."""
+    base = [
+        "1\tObama\t_\tNNP\t_\t_\tB-PERSON",
+        "2\tvisited\t_\tVBD\t_\t_\tO",
+        "3\tParis\t_\tNNP\t_\t_\tB-GPE",
+        "",
+        "1\tToday\t_\tNN\t_\t_\tB-DATE",
+        "2\trains\t_\tVBZ\t_\t_\tO",
+        "",
+    ]
+    for split in ("train", "dev", "test"):
+        _write(os.path.join(root, f"{split}.sd.conllx"), base * copies)
+    return root
+
+
+def conll04_json(root: str) -> str:
+    """SpERT/TablERT CoNLL04 JSON with BILOU tags, pretty-printed (one value per line)."""
+    sentences = [
+        {
+            "tokens": ["John", "Smith", "lives", "in", "Boston"],
+            "tags": ["B-Peop", "L-Peop", "O", "O", "U-Loc"],
+        },
+        {"tokens": ["IBM", "hired", "him"], "tags": ["U-Org", "O", "O"]},
+    ]
+    for split in ("train", "dev", "test"):
+        path = os.path.join(root, f"conll04_{split}.json")
+        os.makedirs(root, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(sentences, f, indent=1)
+    return root
+
+
+def squad(root: str, n: int = 6, indent: int | None = None) -> str:
     context = "Paris is the capital and largest city of France. It lies on the Seine."
 
     def payload(count):
@@ -129,5 +177,5 @@ def squad(root: str, n: int = 6) -> str:
     os.makedirs(root, exist_ok=True)
     for name, count in (("train-v1.1.json", n), ("dev-v1.1.json", n // 2)):
         with open(os.path.join(root, name), "w") as f:
-            json.dump(payload(count), f)
+            json.dump(payload(count), f, indent=indent)
     return root
