@@ -125,3 +125,24 @@ def test_shortest_qa_command_gets_qa_defaults(tmp_path):
 def test_num_train_epochs_zero_is_fine_with_max_steps(tmp_path):
     argv = BASE.format(out=tmp_path).split() + ["--num_train_epochs", "0", "--max_steps", "3"]
     assert get_args(argv)[2].max_steps == 3
+
+
+def test_the_suite_keeps_caches_out_of_home(caches_in_a_tmp_dir):
+    """tests/conftest.py: tokenisation caches (training/data.py reads HF_DATASETS_CACHE) and datasets' own caches
+    go to the session's tmp dir, here and in subprocesses (inherited environment)."""
+    import subprocess
+    import sys
+
+    import datasets.config
+
+    from training.data import cache_dir
+
+    home = str(caches_in_a_tmp_dir)
+    assert cache_dir().startswith(home) and str(datasets.config.HF_DATASETS_CACHE).startswith(home)
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.environ['HF_DATASETS_CACHE'], os.environ['HF_HOME'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert all(path.startswith(home) for path in child.stdout.split())
