@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from arguments import DataTrainingArguments
-from tasks.glue import TASKS
+from tasks.glue import LAYOUT, TASKS
 from tasks.registry import DataError
+from tests.fixtures import needs_real
 from tests.tiny import bert_tokenizer
 
 REAL = os.path.join(
@@ -308,17 +309,22 @@ def test_every_dataset_is_registered_once():
 # The real files (../shared/data/glue)
 # ------------------------------------------------------------------------------------------------------------
 
-needs_real = pytest.mark.skipif(not os.path.isdir(REAL), reason=f"real GLUE files not found at {REAL}")
+
+def real(name, splits):
+    """One case of test_real_split_sizes, skipped unless the exact files it reads are there."""
+    folder = TASKS[name].extra["folder"]
+    return pytest.param(
+        name, splits, marks=needs_real(*(f"glue/{folder}/{LAYOUT[s][0]}" for s in splits)), id=name
+    )
 
 
-@needs_real
 @pytest.mark.parametrize(
     "name, splits",
     [
-        ("mrpc", {"train": 3668, "validation": 408}),
-        ("stsb", {"train": 5749, "validation": 1500}),
-        ("rte", {"validation": 277}),
-        ("cola", {"validation": 1043}),
+        real("mrpc", {"train": 3668, "validation": 408}),
+        real("stsb", {"train": 5749, "validation": 1500}),
+        real("rte", {"validation": 277}),
+        real("cola", {"validation": 1043}),
     ],
 )
 def test_real_split_sizes(name, splits):
@@ -326,7 +332,9 @@ def test_real_split_sizes(name, splits):
     assert {s: len(d) for s, d in loaded.items()} == splits
 
 
-@needs_real
+@needs_real(
+    "glue/MRPC/dev.tsv", "glue/MRPC/test.tsv", "glue/CoLA/dev.tsv", "glue/RTE/dev.tsv", "glue/STS-B/dev.tsv"
+)
 def test_real_label_counts_and_first_mrpc_example():
     mrpc = TASKS["mrpc"].load(args("mrpc", REAL), ["validation", "test"])
     assert sum(mrpc["validation"]["label"]) == 279 and len(mrpc["test"]) == 1725  # README: 1=279, 0=129

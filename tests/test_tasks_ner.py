@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from arguments import DataTrainingArguments
+from fixtures import REAL_DATA, needs_real
 from tasks import conll, ner
 from tasks.registry import DataError
 from tiny import bert_tokenizer, roberta_tokenizer
-
-REAL_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 
 # CoNLL-2003 official layout (IOB2 NER column, as the widely redistributed copy), two documents.
 CONLL03_IOB2 = """-DOCSTART- -X- -X- O
@@ -309,12 +308,16 @@ def test_task_needs_fast_tokenizer(conll03):
         )
 
 
-@pytest.mark.skipif(not os.path.isdir(REAL_DATA), reason="../shared/data (real CoNLL files) not present")
-def test_real_conll2003_and_conll2004_counts():
+@needs_real("conll2003/train.txt", "conll2003/valid.txt", "conll2003/test.txt")
+def test_real_conll2003_counts():
     args = data_args(REAL_DATA)
     c03 = ner.TASKS["conll2003"].load(args, ["train", "validation", "test"])
     assert [len(c03[s]) for s in ("train", "validation", "test")] == [14041, 3250, 3453]
     assert sum(t.startswith("B-") for tags in c03["train"]["ner_tags"] for t in tags) == 23499  # data README
+
+
+@needs_real("conll2004/conll04_train.json", "conll2004/conll04_dev.json", "conll2004/conll04_test.json")
+def test_real_conll2004_counts():
     c04 = ner.TASKS["conll2004"].load(data_args(REAL_DATA, "conll2004"), ["train", "validation", "test"])
     assert [len(c04[s]) for s in ("train", "validation", "test")] == [922, 231, 288]
     # 3377 entities in train = the JSON's U- + B- tags (805 + 304 + 233 + 183 + 783 + 414 + 383 + 272)

@@ -12,7 +12,8 @@ import pytest
 from arguments import DataTrainingArguments
 from model.utils import TaskType
 from tasks.registry import DataError
-from tasks.superglue import TASKS
+from tasks.superglue import LAYOUT, TASKS
+from tests.fixtures import needs_real
 from tests.tiny import bert_tokenizer, roberta_tokenizer
 
 REAL = os.path.join(
@@ -485,18 +486,23 @@ def test_every_dataset_is_registered_once_with_the_linear_schedule():
 # The real files (../shared/data/superglue)
 # ------------------------------------------------------------------------------------------------------------
 
-needs_real = pytest.mark.skipif(not os.path.isdir(REAL), reason=f"real SuperGLUE files not found at {REAL}")
+
+def real(name, splits):
+    """One case of test_real_split_sizes, skipped unless the exact files it reads are there."""
+    folder = TASKS[name].extra["folder"]
+    return pytest.param(
+        name, splits, marks=needs_real(*(f"superglue/{folder}/{LAYOUT[s][0]}" for s in splits)), id=name
+    )
 
 
-@needs_real
 @pytest.mark.parametrize(
     "name, splits",
     [
-        ("rte", {"train": 2490, "validation": 277}),
-        ("wsc", {"train": 554, "validation": 104}),
-        ("copa", {"train": 400, "validation": 100}),
-        ("boolq", {"validation": 3270}),
-        ("multirc", {"validation": 4848}),
+        real("rte", {"train": 2490, "validation": 277}),
+        real("wsc", {"train": 554, "validation": 104}),
+        real("copa", {"train": 400, "validation": 100}),
+        real("boolq", {"validation": 3270}),
+        real("multirc", {"validation": 4848}),
     ],
 )
 def test_real_split_sizes(name, splits):
@@ -506,7 +512,7 @@ def test_real_split_sizes(name, splits):
         assert min(loaded[split]["label"]) >= 0  # every labelled example mapped
 
 
-@needs_real
+@needs_real("superglue/MultiRC/val.jsonl")
 def test_real_multirc_questions_and_first_feature():
     data_args = args("multirc", REAL, max_seq_length=32)
     raw = TASKS["multirc"].load(data_args, ["validation"])["validation"]
@@ -515,7 +521,7 @@ def test_real_multirc_questions_and_first_feature():
     assert decode(feats[0]["input_ids"]).startswith("[CLS] what causes a change in motion?")
 
 
-@needs_real
+@needs_real("superglue/RTE/test.jsonl")
 def test_real_rte_test_split_and_folder_level_data_dir():
     loaded = TASKS["rte"].load(args("rte", os.path.join(REAL, "RTE")), ["test"])
     assert len(loaded["test"]) == 3000 and set(loaded["test"]["label"]) == {-1}
