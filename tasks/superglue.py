@@ -2,8 +2,9 @@
 
 Data. The official jsonl files `<Task>/{train,val,test}.jsonl` (split "validation" is val.jsonl) under
 --data_dir, which may be the SuperGLUE folder or the task folder itself; explicit --*_file override; without
-either, the Hub copy `aps/super_glue` (config = dataset name). Local and Hub data end as the same columns, the
-Hub's names:
+either, the Hub copy `aps/super_glue` (config = dataset name). Local files are read through tasks.io (UTF-8
+with or without BOM, LF or CRLF; a bad byte, a bad line, an empty label or an empty split is a DataError
+naming the file and line). Local and Hub data end as the same columns, the Hub's names:
   boolq   question passage idx label
   cb, rte premise hypothesis idx label
   wic     word sentence1 sentence2 idx label
