@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
         test_sets=labelled_tests if training_args.do_predict else {},
         lr_schedule=task.schedule if training_args.lr_schedule == "auto" else training_args.lr_schedule,
         lr_decay=training_args.lr_decay,
+        eval_test_every_epoch=training_args.eval_test_every_epoch,
+        group_eval_by_length=training_args.group_eval_by_length,
     )
     if trainer.is_world_process_zero():
         save_args(training_args.output_dir, model_args, data_args, training_args, qa_args)

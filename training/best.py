@@ -14,13 +14,19 @@ def _metrics(entry: dict, prefix: str) -> dict:
     return {f"best_{k}": v for k, v in entry.items() if k.startswith(prefix) and not k.endswith(_TIMINGS)}
 
 
-def best_results(log_history: list[dict], main_metric: str) -> dict:
-    """{"best_epoch", "best_eval_*" of the best evaluation, "best_test_*" measured at that step} or {}."""
+def best_entry(log_history: list[dict], main_metric: str) -> dict | None:
+    """The log entry of the best dev evaluation (the first of equal scores), or None before any."""
     key = f"eval_{main_metric}"
     best = None
     for entry in log_history:
         if key in entry and (best is None or entry[key] > best[key]):
             best = entry
+    return best
+
+
+def best_results(log_history: list[dict], main_metric: str) -> dict:
+    """{"best_epoch", "best_eval_*" of the best evaluation, "best_test_*" measured at that step} or {}."""
+    best = best_entry(log_history, main_metric)
     if best is None:
         return {}
     out = {"best_epoch": int(round(best.get("epoch", 0))) - 1, **_metrics(best, "eval_")}

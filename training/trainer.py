@@ -3,7 +3,10 @@
 - `evaluate`/`predict` run the stock evaluation loop, then the task's own metric on (predictions, features, examples),
   so grouping metrics (MultiRC EM, ReCoRD, SQuAD post-processing) see their ids; as HF's QA example trainer.
 - During training, each new best dev score (training/best.py) saves the trainable part to `<output_dir>/best_model`
-  and, when labelled test sets are given, scores them at that epoch (the original's best-test-at-best-dev).
+  and keeps a copy of it; labelled test sets are scored ONCE after training with that best state (the original's
+  best-test-at-best-dev, without scoring the test sets at every improvement). `eval_test_every_epoch` scores them at
+  each improvement instead, as the original did (the per-epoch test curve), with the same numbers.
+- Evaluation batches are grouped by length (training/eval_order.py); predictions come back in input order.
 - `create_scheduler` adds the original's ×0.95-per-epoch schedule; `compute_loss` stops on a NaN/inf loss.
 """
 
@@ -14,9 +17,11 @@ import math
 import os
 
 import torch
+from safetensors.torch import load_file
 from transformers import Trainer
 
-from training.best import best_results, improves
+from training.best import best_entry, best_results, improves
+from training.eval_order import length_order, restore_order, token_loss
 from training.schedules import exponential_per_epoch
 
 logger = logging.getLogger(__name__)
@@ -37,6 +42,9 @@ class PTuningTrainer(Trainer):
         test_sets=None,
         lr_schedule: str = "hf",
         lr_decay: float = 0.95,
+        eval_test_every_epoch: bool = False,
+        group_eval_by_length: bool = True,
+        best_state_max_bytes: int = 2**30,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -44,6 +52,16 @@ class PTuningTrainer(Trainer):
         self.eval_examples = eval_examples
         self.test_sets = test_sets or {}  # split -> (features, examples), labelled ones only
         self.lr_schedule, self.lr_decay = lr_schedule, lr_decay
+        self.group_eval_by_length = group_eval_by_length
+        state_bytes = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+        # deferred test scoring needs the best epoch's state after training: a CPU copy (a prefix run's trainable
+        # part is kilobytes to megabytes) or best_model/ on disk. A fine-tuned model over best_state_max_bytes with
+        # --save_strategy no has neither: its test sets are scored at each improvement, as the original did.
+        self._keep_best_in_memory = state_bytes <= best_state_max_bytes
+        self.test_at_each_best = eval_test_every_epoch or not (
+            self._keep_best_in_memory or self.args.save_strategy != "no"
+        )
+        self._best_state, self._best_state_step = None, None  # CPU copy of the best epoch's state_dict
         self._training = False
 
     # -- schedule --------------------------------------------------------------------------------------------------
@@ -67,41 +85,73 @@ class PTuningTrainer(Trainer):
             )
         return result
 
-    # -- training: track the best epoch ----------------------------------------------------------------------------
+    # -- training: track the best epoch, score the test sets with its state ----------------------------------------
     def train(self, *args, **kwargs):
         self._training = True
         try:
-            return super().train(*args, **kwargs)
+            output = super().train(*args, **kwargs)
         finally:
             self._training = False
+        if self.test_sets and not self.test_at_each_best:
+            self._score_tests_at_best()
+        return output
 
     def best_results(self) -> dict:
         return best_results(self.state.log_history, self.task.main_metric)
 
+    def _score_tests_at_best(self) -> None:
+        """Score every labelled test set once with the best dev epoch's state and log the scores at that epoch's
+        step, so best_results() pairs them exactly as if they had been measured during training."""
+        best = best_entry(self.state.log_history, self.task.main_metric)
+        if best is None or any(
+            k.startswith("test") and e.get("step") == best["step"] for e in self.state.log_history for k in e
+        ):
+            return  # no dev score, or already scored (a resumed run that finished its deferred scoring)
+        best_state = self._best_state if self._best_state_step == best["step"] else None
+        if best_state is None:  # the best epoch came before a resume: its state is on disk
+            best_state = load_file(os.path.join(self.args.output_dir, "best_model", "model.safetensors"))
+        model = self.model
+        final_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        model.load_state_dict(best_state)
+        try:
+            for split, (features, examples) in self.test_sets.items():
+                prefix = "test" if len(self.test_sets) == 1 else f"test_{split}"
+                _, metrics = self._predict_and_score(features, examples, prefix)
+                logger.info("%s at the best dev epoch (%s): %s", prefix, best.get("epoch"), metrics)
+                self.state.log_history.append({**metrics, "epoch": best.get("epoch"), "step": best["step"]})
+        finally:
+            model.load_state_dict(final_state)
+
     # -- evaluation with the task's metric -------------------------------------------------------------------------
     def _predict_and_score(self, features, examples, prefix: str):
+        order = length_order(features) if self.group_eval_by_length else None
         metric_fn, self.compute_metrics = self.compute_metrics, None
         try:
             output = self.evaluation_loop(
-                self.get_eval_dataloader(features),
+                self.get_eval_dataloader(features if order is None else features.select(order)),
                 description=prefix,
                 prediction_loss_only=False,
                 metric_key_prefix=prefix,
             )
         finally:
             self.compute_metrics = metric_fn
+        predictions, label_ids = output.predictions, output.label_ids
+        if order is not None:  # back to input order before any metric or file sees them
+            predictions, label_ids = restore_order(predictions, order), restore_order(label_ids, order)
         metrics = dict(output.metrics)
+        if self.task.collator == "token_classification" and label_ids is not None:
+            metrics[f"{prefix}_loss"] = token_loss(predictions, label_ids)  # independent of batching
         labelled = {"labels", "start_positions"} & set(features.column_names)  # QA labels are answer spans
         if labelled or prefix == "eval":
             scores = self.task.compute_metrics(
-                output.predictions,
+                predictions,
                 features,
                 examples,
                 self.data_args,
                 **({"qa_args": self.qa_args} if self.qa_args is not None else {}),
             )
             metrics.update({f"{prefix}_{k}": v for k, v in scores.items()})
-        return output.predictions, metrics
+        return predictions, metrics
 
     def evaluate(
         self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", eval_examples=None
@@ -126,10 +176,20 @@ class PTuningTrainer(Trainer):
         )
         if self.args.save_strategy != "no":  # --save_strategy no saves nothing, as the original's scripts
             self.save_model(os.path.join(self.args.output_dir, "best_model"))
-        for split, (features, examples) in self.test_sets.items():
-            prefix = "test" if len(self.test_sets) == 1 else f"test_{split}"
-            _, test_metrics = self._predict_and_score(features, examples, prefix)
-            self.log(test_metrics)  # same step as this evaluation: best_results() pairs them
+        if not self.test_sets:
+            return
+        if not self.test_at_each_best:  # scored once after training (_score_tests_at_best)
+            if self._keep_best_in_memory:
+                self._best_state = {
+                    k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
+                }
+                self._best_state_step = self.state.global_step
+            return
+        with torch.random.fork_rng():  # test scoring must not move the training's random stream
+            for split, (features, examples) in self.test_sets.items():
+                prefix = "test" if len(self.test_sets) == 1 else f"test_{split}"
+                _, test_metrics = self._predict_and_score(features, examples, prefix)
+                self.log(test_metrics)  # same step as this evaluation: best_results() pairs them
 
     def predict_split(self, features, examples, prefix: str = "test"):
         """(raw predictions, metrics) on one split; metrics only where it has labels."""
