@@ -219,6 +219,9 @@ CASES = [
 ]
 
 
+CASES_SDPA = {kind for kind, attn in CASES if attn == "sdpa"}
+
+
 @pytest.mark.parametrize("kind,attn", CASES)
 @pytest.mark.parametrize("shift", [True, False])
 @pytest.mark.parametrize("task", [SEQ, TOK])
@@ -249,6 +252,22 @@ def test_prefix_layers_give_prefix_columns_to_the_chosen_layers_only(kind):
     assert model.injector.consumed == 2
     assert (want - in_order).abs().max() > 1.0
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind,attn", CASES)
+def test_a_closed_prefix_reproduces_the_bare_backbone(kind, attn):
+    model = randomise(make_model(kind, TOK, attn=attn, prefix=True, shift_positions=False), seed=0)
+    torch.manual_seed(0)
+    bare = AutoModel.from_config(
+        tiny_config(kind), attn_implementation=attn if kind in CASES_SDPA else "eager"
+    )
+    ids, mask = batch()
+    closed = torch.zeros(ids.shape[0], P, dtype=torch.bool)
+    with torch.no_grad():
+        got = model.encode(ids, mask, prefix_attention_mask=closed)
+        want = bare.eval()(input_ids=ids, attention_mask=mask)[0]
+    keep = mask.bool()
+    torch.testing.assert_close(got[keep], want[keep], atol=1e-4, rtol=1e-5)
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------------------
