@@ -6,10 +6,13 @@ Run (from the repo root, after search_script/search*.sh):
     python search.py rte roberta accuracy --root checkpoints --csv rte.csv
 
 As the original search.py, it reads `<root>/<DATASET>-<MODEL>-search/*/best_results.json` (written by run.py) and
-reports the run with the largest `best_eval_<METRIC>`: `best_<METRIC>`, the best-metrics dict and its path. Unlike
+reports the run with the best `best_eval_<METRIC>`: `best_<METRIC>`, the best-metrics dict and its path. Unlike
 the original, the hyper-parameters are read from each run's `args.json` (not guessed from folder names), every run
 is listed in a table sorted by the metric and written as CSV (default `<search folder>/runs.csv`), configurations
-run with several seeds also get mean ± std, and ties go to the first run in sorted path order.
+run with several seeds also get mean ± std, and ties go to the first run in sorted path order. Losses (`loss`,
+`*_loss`) and `runtime` are minimised, every other metric maximised. A run without a readable args.json is listed,
+marked `*`, and ranked after every run with one: its hyper-parameters are unknown, so it is reported as best only
+when no run has args.json (with a warning).
 
 METRIC defaults to the registry's `main_metric` for the task named in the runs' args.json (tasks/registry.py);
 where that is unavailable, to the original's rule: accuracy for GLUE/SuperGLUE, f1 otherwise.
@@ -19,7 +22,12 @@ args.json names DATASET as --dataset_name is ranked instead (MODEL is then only 
 any folder of runs.
 
 Unreadable or metric-less result files and run folders without best_results.json are skipped with a warning.
-Exit code 1 when no run can be ranked.
+Exit code 1 when no run can be ranked; when no run has the metric asked for, the error lists the metrics the runs
+have.
+
+search_script/search.sh also calls `python search.py --same-args RUN_DIR -- RUN.PY FLAGS...` (standard library
+only, fast): exit 0 when RUN_DIR/args.json recorded the same value for every flag given (and the default for each
+of RESULT_DEFAULTS that is not given), 1 with the differences, 3 when there is no readable args.json.
 """
 
 from __future__ import annotations
@@ -54,6 +62,32 @@ SHORT = {
     "prefix_projection": "proj",
 }
 
+# Metrics where smaller is better (matched as the name or its suffix after "_"); every other metric is maximised.
+LOWER_IS_BETTER = ("loss", "runtime")
+
+# --same-args: flags search.sh passes that do not change results (output_dir differs by design).
+IGNORED_FLAGS = frozenset(
+    {"output_dir", "overwrite_output_dir", "overwrite_cache", "logging_dir", "run_name"}
+)
+# --same-args: result-changing flags a sweep may leave out; a run that recorded another value is not the same run.
+# (section, key): run.py's default (checked against arguments.py in tests/test_search.py).
+RESULT_DEFAULTS = {
+    ("model_args", "prefix"): False,
+    ("model_args", "prompt"): False,
+    ("model_args", "prefix_projection"): False,
+    ("model_args", "prefix_layers"): None,
+    ("model_args", "shift_positions"): True,
+    ("data_args", "max_train_samples"): None,
+    ("data_args", "max_eval_samples"): None,
+    ("data_args", "max_predict_samples"): None,
+    ("data_args", "template_id"): 0,
+    ("data_args", "pad_to_max_length"): True,
+    ("training_args", "max_steps"): -1,
+    ("training_args", "gradient_accumulation_steps"): 1,
+    ("training_args", "do_predict"): False,
+}
+RENAMED_FLAGS = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu"}  # as arguments.RENAMED_FLAGS
+
 # The original's fallback when the registry cannot be asked: accuracy for these names, f1 for the rest.
 _ORIGINAL_ACCURACY_DATASETS = (
     *("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2", "stsb", "wnli"),
@@ -86,6 +120,10 @@ def hyperparameters(run_args: dict | None) -> dict:
     else:
         out["method"] = None
     return out
+
+
+def lower_is_better(metric: str) -> bool:
+    return any(metric == name or metric.endswith("_" + name) for name in LOWER_IS_BETTER)
 
 
 def find_run_dirs(root: str, dataset: str, model: str) -> tuple[str, list[str]]:
@@ -146,10 +184,12 @@ def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | Non
         first_args = next((a for _, _, a in loaded if a), None)
         metric = default_metric(dataset, first_args)
     key = f"best_eval_{metric}"
+    if loaded and not any(_is_number(results.get(key)) for _, results, _ in loaded):
+        return metric, []  # main() lists the metrics the runs do have; no warning per run
     rows = []
     for run_dir, results, run_args in loaded:
         value = results.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        if not _is_number(value):
             warn(f"skipping {os.path.join(run_dir, 'best_results.json')}: no numeric {key!r}")
             continue
         rows.append(
@@ -158,11 +198,38 @@ def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | Non
                 "best_epoch": results.get("best_epoch"),
                 **hyperparameters(run_args),
                 "run": os.path.relpath(run_dir, scanned),
+                "args_json": run_args is not None,
                 "path": run_dir,
                 "results": results,
             }
         )
     return metric, rows
+
+
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and not math.isnan(value)
+
+
+def available_metrics(run_dirs: list[str]) -> list[str]:
+    """The METRIC names (best_eval_<METRIC> with a numeric value) found in the runs' best_results.json, sorted."""
+    names = set()
+    for run_dir in run_dirs:
+        try:
+            results = read_json(os.path.join(run_dir, "best_results.json"))
+        except (OSError, ValueError):
+            continue
+        names.update(
+            k.removeprefix("best_eval_")
+            for k, v in results.items()
+            if k.startswith("best_eval_") and _is_number(v)
+        )
+    return sorted(names)
+
+
+def rank(rows: list[dict], metric: str) -> list[dict]:
+    """Runs with args.json first, then those without; within each, best metric first (ties keep path order)."""
+    sign = 1 if lower_is_better(metric) else -1
+    return sorted(rows, key=lambda r: (not r["args_json"], sign * r["metric"]))
 
 
 def _fmt(value) -> str:
@@ -176,7 +243,9 @@ def _fmt(value) -> str:
 
 def format_table(rows: list[dict], columns: tuple[str, ...], metric: str) -> str:
     header = [metric if c == "metric" else SHORT.get(c, c) for c in columns]
-    cells = [[_fmt(row[c]) for c in columns] for row in rows]
+    cells = [
+        [_fmt(row[c]) + ("*" if c == "run" and not row["args_json"] else "") for c in columns] for row in rows
+    ]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
     lines = [header, *cells]
     return "\n".join(
@@ -184,11 +253,14 @@ def format_table(rows: list[dict], columns: tuple[str, ...], metric: str) -> str
     )
 
 
-def seed_groups(rows: list[dict]) -> list[dict]:
-    """Mean ± std of the metric per configuration (all HPARAMS but seed) that was run with more than one seed."""
+def seed_groups(rows: list[dict], metric: str) -> list[dict]:
+    """Mean ± std of the metric per configuration (all HPARAMS but seed) that was run with more than one seed;
+    runs without args.json (configuration unknown) are left out. Best mean first."""
     config_keys = [name for name, _, _ in HPARAMS if name != "seed"] + ["method"]
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
+        if not row["args_json"]:
+            continue
         groups.setdefault(tuple(row[k] for k in config_keys), []).append(row)
     out = []
     for config, members in groups.items():
@@ -204,24 +276,111 @@ def seed_groups(rows: list[dict]) -> list[dict]:
                 "seeds": " ".join(_fmt(m["seed"]) for m in members),
             }
         )
-    return sorted(out, key=lambda g: -g["mean"])
+    sign = 1 if lower_is_better(metric) else -1
+    return sorted(out, key=lambda g: sign * g["mean"])
 
 
 def write_csv(path: str, rows: list[dict], metric: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([metric if c == "metric" else c for c in COLUMNS] + ["path"])
+        writer.writerow([metric if c == "metric" else c for c in COLUMNS] + ["args_json", "path"])
         for row in rows:
-            writer.writerow([("" if row[c] is None else row[c]) for c in COLUMNS] + [row["path"]])
+            writer.writerow(
+                [("" if row[c] is None else row[c]) for c in COLUMNS] + [row["args_json"], row["path"]]
+            )
+
+
+def _flag_values(flags: list[str]) -> dict[str, list[str]]:
+    """run.py flags -> {name: [values]}: `--name v`, `--name=v`, `--name v1 v2`, and `--name` alone (no value)."""
+    out: dict[str, list[str]] = {}
+    name = None
+    for token in flags:
+        if token.startswith("--"):
+            name, eq, value = token[2:].partition("=")
+            name = RENAMED_FLAGS.get(name, name)
+            out[name] = [value] if eq else []
+            if eq:
+                name = None
+        elif name is not None:
+            out[name].append(token)
+    return out
+
+
+def _same_value(recorded, given: list[str]) -> bool:
+    """Whether the args.json value `recorded` is what the command-line `given` values parse to."""
+    if isinstance(recorded, bool):
+        if not given:
+            return recorded is True
+        return len(given) == 1 and given[0].lower() in (
+            ("true", "yes", "1") if recorded else ("false", "no", "0")
+        )
+    if isinstance(recorded, list):  # e.g. --report_to: "none" is recorded as []
+        return [str(v) for v in recorded] == [g for g in given if g != "none"]
+    if len(given) != 1:
+        return False
+    (value,) = given
+    if recorded is None:
+        return value == "None"
+    if isinstance(recorded, (int, float)):
+        try:
+            return float(value) == float(recorded)
+        except ValueError:
+            return False
+    return str(recorded) == value
+
+
+def args_differences(run_dir: str, flags: list[str]) -> list[str] | None:
+    """How the arguments recorded in run_dir/args.json differ from run.py `flags` (one line each; [] = the same
+    run): every flag given is compared with its recorded value, and each RESULT_DEFAULTS key not given with
+    run.py's default. None when args.json is missing or unreadable."""
+    try:
+        recorded = read_json(os.path.join(run_dir, "args.json"))
+    except (OSError, ValueError):
+        return None
+    sections = [v for v in recorded.values() if isinstance(v, dict)]
+    given = _flag_values(flags)
+    diffs = []
+    for name, values in given.items():
+        if name in IGNORED_FLAGS:
+            continue
+        found = [section[name] for section in sections if name in section]
+        if not found:
+            diffs.append(f"--{name}: not recorded")
+        elif not _same_value(found[0], values):
+            diffs.append(f"--{name}: recorded {found[0]!r}, this sweep {' '.join(values) or 'True'!r}")
+    for (section, name), default in RESULT_DEFAULTS.items():
+        value = recorded.get(section, {}).get(name, default)
+        if name not in given and value != default:
+            diffs.append(f"--{name}: recorded {value!r}, this sweep leaves the default {default!r}")
+    return diffs
+
+
+def same_args_main(argv: list[str]) -> int:
+    """`search.py --same-args RUN_DIR -- FLAGS...`: exit 0 same, 1 different (printed), 3 no readable args.json."""
+    if len(argv) < 2 or argv[0] != "--same-args" or (len(argv) > 2 and argv[2] != "--"):
+        print("usage: search.py --same-args RUN_DIR -- RUN.PY FLAGS...", file=sys.stderr)
+        return 2
+    diffs = args_differences(argv[1], argv[3:])
+    if diffs is None:
+        print(f"no readable args.json in {argv[1]}")
+        return 3
+    if diffs:
+        print("; ".join(diffs))
+    return 1 if diffs else 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--same-args"]:
+        return same_args_main(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", help="dataset name as in the search folder, e.g. copa")
     parser.add_argument("model", help="model tag as in the search folder, e.g. roberta")
     parser.add_argument(
-        "metric", nargs="?", help="rank by best_eval_<METRIC> (default: the task's main metric)"
+        "metric",
+        nargs="?",
+        help="rank by best_eval_<METRIC> (default: the task's main metric); losses and runtime are minimised",
     )
     parser.add_argument("--root", default="checkpoints", help="folder holding <DATASET>-<MODEL>-search/")
     parser.add_argument("--csv", help="where to write the table (default: <search folder>/runs.csv)")
@@ -230,29 +389,55 @@ def main(argv: list[str] | None = None) -> int:
     scanned, run_dirs = find_run_dirs(args.root, args.dataset, args.model)
     metric, rows = load_runs(run_dirs, scanned, args.dataset, args.metric)
     if not rows:
-        print(
-            f"error: no run of {args.dataset}-{args.model} with best_eval_{metric} under {scanned} "
-            f"(expected {os.path.join(args.root, f'{args.dataset}-{args.model}-search', '*', 'best_results.json')})",
-            file=sys.stderr,
-        )
+        present = available_metrics(run_dirs)
+        if present:  # results exist, only not for this metric
+            print(
+                f"error: no run of {args.dataset}-{args.model} under {scanned} has best_eval_{metric}; the runs "
+                f"have: {', '.join(present)} (e.g. `python search.py {args.dataset} {args.model} {present[0]}`)",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"error: no run of {args.dataset}-{args.model} with best_eval_{metric} under {scanned} "
+                f"(expected {os.path.join(args.root, f'{args.dataset}-{args.model}-search', '*', 'best_results.json')})",
+                file=sys.stderr,
+            )
         return 1
 
-    # Best: the largest metric; on a tie the first in sorted path order (max() keeps the first maximum).
-    best = max(rows, key=lambda r: r["metric"])
-    tied = [r["run"] for r in rows if r["metric"] == best["metric"]]
+    lower = lower_is_better(metric)
+    if lower:
+        warn(f"{metric} is lower-is-better: the smallest best_eval_{metric} is reported")
+    ranked = rank(rows, metric)  # with args.json first; stable: ties stay in path order
+    best = ranked[0]
+    tied = [r["run"] for r in ranked if r["metric"] == best["metric"] and r["args_json"] == best["args_json"]]
     print(f"best_{metric}: {best['metric']}")
     print(json.dumps(best["results"]))
     print(os.path.join(best["path"], "best_results.json"))
     print("hyper-parameters (args.json): " + " ".join(f"{k}={_fmt(best[k])}" for k in COLUMNS[2:-1]))
+    if not best["args_json"]:
+        warn(f"no run has a readable args.json: the best run's hyper-parameters ({best['run']}) are unknown")
     if len(tied) > 1:
         print(
             f"tie: {len(tied)} runs share the best value ({', '.join(tied)}); the first in path order is reported"
         )
+    unknown = [r for r in rows if not r["args_json"]]
+    if unknown and best["args_json"]:
+        better = [
+            r["run"]
+            for r in unknown
+            if (r["metric"] < best["metric"] if lower else r["metric"] > best["metric"])
+        ]
+        if better:
+            warn(
+                f"not ranked first because they have no args.json (hyper-parameters unknown): {', '.join(better)}"
+            )
 
-    ranked = sorted(rows, key=lambda r: -r["metric"])  # stable: ties stay in path order
-    print(f"\nall {len(rows)} runs, by best_eval_{metric}:")
+    order = "lowest" if lower else "highest"
+    print(f"\nall {len(rows)} runs, by best_eval_{metric} ({order} first):")
     print(format_table(ranked, COLUMNS, metric))
-    groups = seed_groups(rows)
+    if unknown:
+        print("* no readable args.json: hyper-parameters unknown; ranked after every run with args.json")
+    groups = seed_groups(rows, metric)
     if groups:
         print("\nconfigurations run with several seeds (mean ± std, sample std):")
         for g in groups:

@@ -64,7 +64,7 @@ def test_picks_the_best_run_and_reports_hyperparameters_from_args_json(tmp_path,
         "hyper-parameters (args.json): learning_rate=0.009 pre_seq_len=16 num_train_epochs=120 "
         "seed=44 per_device_train_batch_size=16 hidden_dropout_prob=0.1 prefix_projection=False method=prefix"
     )
-    table = out[out.index("all 3 runs, by best_eval_accuracy:") + 1 :][:4]
+    table = out[out.index("all 3 runs, by best_eval_accuracy (highest first):") + 1 :][:4]
     assert table[0].split() == "accuracy best_epoch lr psl epochs seed bs dropout proj method run".split()
     assert [line.split() for line in table[1:]] == [
         "0.92 78 0.009 16 120 44 16 0.1 False prefix copa-40-5e-3-4".split(),
@@ -230,3 +230,104 @@ def test_command_line(tmp_path, search_dir):
         timeout=60,
     )
     assert missing.returncode == 1 and "error: no run of wic-bert" in missing.stderr
+
+
+def test_unknown_metric_lists_the_metrics_the_runs_have(tmp_path, search_dir, capsys):
+    make_run(search_dir / "a", acc(0.7))
+    make_run(search_dir / "b", {"best_epoch": 1, "best_eval_accuracy": 0.8, "best_eval_f1": 0.6, "note": "x"})
+    assert search.main(["copa", "roberta", "acuracy", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"error: no run of copa-roberta under {search_dir} has best_eval_acuracy; the runs have: accuracy, f1, loss"
+        in err
+    )
+    assert "python search.py copa roberta accuracy" in err
+    assert "expected" not in err and "warning" not in err  # one error, not a warning per run
+
+
+def test_loss_is_minimised(tmp_path, search_dir, capsys):
+    make_run(search_dir / "a", {"best_epoch": 1, "best_eval_loss": 0.70, "best_eval_accuracy": 0.5}, seed=1)
+    make_run(search_dir / "b", {"best_epoch": 2, "best_eval_loss": 0.30, "best_eval_accuracy": 0.6}, seed=2)
+    make_run(search_dir / "c", {"best_epoch": 3, "best_eval_loss": 0.50, "best_eval_accuracy": 0.7}, seed=3)
+    assert search.main(["copa", "roberta", "loss", "--root", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert out[0] == "best_loss: 0.3"
+    assert out[2] == str(search_dir / "b" / "best_results.json")
+    assert "loss is lower-is-better" in captured.err
+    assert "all 3 runs, by best_eval_loss (lowest first):" in out
+    assert [r["run"] for r in read_csv(search_dir / "runs.csv")] == ["b", "c", "a"]
+    assert search.lower_is_better("loss") and search.lower_is_better("test_loss")
+    assert not search.lower_is_better("accuracy") and not search.lower_is_better("f1")
+
+
+def test_a_run_without_args_json_is_listed_marked_and_never_silently_best(tmp_path, search_dir, capsys):
+    make_run(search_dir / "b-good", acc(0.6))
+    make_run(search_dir / "c-tie", acc(0.6), lr=7e-3)
+    # The best score, and the first in path order: it used to be reported as best with every hyper-parameter '?'.
+    (search_dir / "a-no-args").mkdir()
+    (search_dir / "a-no-args" / "best_results.json").write_text(json.dumps(acc(0.9)))
+    (search_dir / "a-broken-args").mkdir()
+    (search_dir / "a-broken-args" / "best_results.json").write_text(json.dumps(acc(0.6)))
+    (search_dir / "a-broken-args" / "args.json").write_text("{")
+    assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert out[0] == "best_accuracy: 0.6" and out[2] == str(search_dir / "b-good" / "best_results.json")
+    assert "tie: 2 runs share the best value (b-good, c-tie)" in captured.out  # runs with args.json only
+    assert (
+        "not ranked first because they have no args.json (hyper-parameters unknown): a-no-args"
+        in captured.err
+    )
+    table = out[out.index("all 4 runs, by best_eval_accuracy (highest first):") + 2 :][:4]
+    assert [line.split()[-1] for line in table] == ["b-good", "c-tie", "a-no-args*", "a-broken-args*"]
+    assert "* no readable args.json: hyper-parameters unknown; ranked after every run with args.json" in out
+    rows = read_csv(search_dir / "runs.csv")
+    assert [(r["run"], r["args_json"]) for r in rows] == [
+        ("b-good", "True"),
+        ("c-tie", "True"),
+        ("a-no-args", "False"),
+        ("a-broken-args", "False"),
+    ]
+
+
+def test_only_runs_without_args_json_are_ranked_with_a_warning(tmp_path, search_dir, capsys):
+    for name, value in (("x", 0.5), ("y", 0.7)):
+        (search_dir / name).mkdir()
+        (search_dir / name / "best_results.json").write_text(json.dumps(acc(value)))
+    assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == "best_accuracy: 0.7"
+    assert "no run has a readable args.json: the best run's hyper-parameters (y) are unknown" in captured.err
+    assert "several seeds" not in captured.out  # unknown configurations are not grouped
+
+
+def test_same_args_compares_recorded_arguments(tmp_path, capsys):
+    flags = [
+        *("--model_name_or_path", "roberta-large", "--task_name", "superglue", "--dataset_name", "copa"),
+        *("--learning_rate", "5e-3", "--pre_seq_len", "8", "--num_train_epochs", "20", "--seed", "11"),
+        *("--prefix", "--hidden_dropout_prob", "0.1", "--eval_strategy", "epoch", "--report_to", "none"),
+    ]
+    run = tmp_path / "run"
+    save_args(str(run), *get_args([*flags, "--output_dir", str(run)]))
+    same = ["--same-args", str(run), "--", *flags, "--output_dir", "elsewhere", "--overwrite_output_dir"]
+    assert search.main(same) == 0
+    assert search.main(["--same-args", str(run), "--", *flags, "--evaluation_strategy=epoch"]) == 0
+    other = [*flags[:-7], "--prompt", "--hidden_dropout_prob", "0.3"]
+    assert search.main(["--same-args", str(run), "--", *other]) == 1
+    out = capsys.readouterr().out
+    assert "--prompt: recorded False, this sweep 'True'" in out
+    assert "--hidden_dropout_prob: recorded 0.1, this sweep '0.3'" in out
+    assert "--prefix: recorded True, this sweep leaves the default False" in out
+    assert search.main(["--same-args", str(run), "--", *flags, "--max_train_samples", "16"]) == 1
+    assert search.main(["--same-args", str(tmp_path / "nothing"), "--", *flags]) == 3
+
+
+def test_result_defaults_are_run_py_defaults(tmp_path):
+    """search.RESULT_DEFAULTS repeats a few run.py defaults (search.py stays free of transformers): keep in step."""
+    argv = "--model_name_or_path m --task_name superglue --dataset_name rte --output_dir".split() + [
+        str(tmp_path)
+    ]
+    sections = dict(zip(("model_args", "data_args", "training_args", "qa_args"), get_args(argv), strict=True))
+    for (section, name), default in search.RESULT_DEFAULTS.items():
+        assert getattr(sections[section], name) == default, name
