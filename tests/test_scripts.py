@@ -165,6 +165,7 @@ def stub(tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     env = {**os.environ, "PYTHON": str(wrapper), "STUB_LOG": str(log), "DATA_DIR": str(data_dir)}
+    env["CHECK_PYTHON"] = sys.executable  # search.sh's folder check (search.py --same-args) runs for real
     for name in ("MODEL_NAME_OR_PATH", "OUTPUT_DIR", "DRY_RUN", "EXTRA_ARGS", "METRIC", "OUTPUT_ROOT"):
         env.pop(name, None)
 
@@ -321,7 +322,9 @@ def test_copa_search_dry_run_prints_the_108_grid_runs(stub, tmp_path):
             int(flag(argv, "--num_train_epochs")),
         )
         grid.append((lr, psl, epochs))
-        assert flag(argv, "--output_dir") == f"checkpoints/copa-roberta-search/copa-{epochs}-{lr}-{psl}"
+        assert flag(argv, "--output_dir") == (
+            f"checkpoints/copa-roberta-search/copa-{epochs}-{lr}-{psl}-prefix-drop0.1-bs16-len128-seed11"
+        )
     assert sorted(grid) == sorted(COPA_GRID)
     # The fixed settings, parsed for the first run.
     model_args, data_args, training_args, _ = get_args(runs[0][1:])
@@ -335,23 +338,114 @@ def test_copa_search_dry_run_prints_the_108_grid_runs(stub, tmp_path):
     assert lines[-1][1:] == ["search.py", "copa", "roberta", "--root", "checkpoints"]
 
 
+COPA_RUN = "copa-roberta-search/copa-{epochs}-{lr}-{psl}-prefix-drop0.1-bs16-len128-seed11"
+
+
+def finished_run(folder, argv_tail, results='{"best_epoch": 3, "best_eval_accuracy": 0.7}'):
+    """A run folder as run.py leaves it: args.json from the real save_args, and best_results.json."""
+    from arguments import save_args
+
+    save_args(str(folder), *get_args([*argv_tail, "--output_dir", str(folder)]))
+    if results is not None:
+        (folder / "best_results.json").write_text(results)
+
+
+def copa_argv(lr, psl, epochs, data_dir):
+    """The flags search_copa_roberta.sh passes for one grid point (without --output_dir)."""
+    return (
+        f"--model_name_or_path {RL} --task_name superglue --dataset_name copa --data_dir {data_dir} --do_train "
+        f"--do_eval --max_seq_length 128 --per_device_train_batch_size 16 --learning_rate {lr} "
+        f"--num_train_epochs {epochs} --prefix --pre_seq_len {psl} --hidden_dropout_prob 0.1 --seed 11 "
+        "--overwrite_output_dir --eval_strategy epoch --save_strategy no"
+    ).split()
+
+
 def test_copa_search_skips_finished_runs_then_ranks(stub, tmp_path):
     env, calls = stub
-    done = tmp_path / "checkpoints" / "copa-roberta-search" / "copa-20-5e-3-4"
-    done.mkdir(parents=True)
-    (done / "best_results.json").write_text('{"best_epoch": 3, "best_eval_accuracy": 0.7}')
-    unfinished = tmp_path / "checkpoints" / "copa-roberta-search" / "copa-40-5e-3-4"
-    unfinished.mkdir(parents=True)  # a run that died: no best_results.json, so it runs again
+    ck = tmp_path / "checkpoints"
+    done = ck / COPA_RUN.format(epochs=20, lr="5e-3", psl=4)
+    finished_run(done, copa_argv("5e-3", 4, 20, env["DATA_DIR"]))
+    unfinished = ck / COPA_RUN.format(epochs=40, lr="5e-3", psl=4)
+    finished_run(
+        unfinished, copa_argv("5e-3", 4, 40, env["DATA_DIR"]), results=None
+    )  # died: runs again there
     proc = run_script(os.path.join(ROOT, "search_script", "search_copa_roberta.sh"), env, tmp_path)
     assert proc.returncode == 0, proc.stderr
     recorded = calls()
     runs = [argv for argv in recorded if argv[0] == "run.py"]
-    assert len(runs) == 107
+    assert len(runs) == 107, proc.stderr
     outs = {flag(argv, "--output_dir") for argv in runs}
-    assert "checkpoints/copa-roberta-search/copa-20-5e-3-4" not in outs
-    assert "checkpoints/copa-roberta-search/copa-40-5e-3-4" in outs
+    assert "checkpoints/" + COPA_RUN.format(epochs=20, lr="5e-3", psl=4) not in outs
+    assert "checkpoints/" + COPA_RUN.format(epochs=40, lr="5e-3", psl=4) in outs
     assert recorded[-1] == ["search.py", "copa", "roberta", "--root", "checkpoints"]
-    assert "skip (done): checkpoints/copa-roberta-search/copa-20-5e-3-4" in proc.stdout
+    assert f"skip (done): checkpoints/{COPA_RUN.format(epochs=20, lr='5e-3', psl=4)}" in proc.stdout
+    assert "warning" not in proc.stderr
+
+
+def test_a_folder_with_other_recorded_arguments_is_not_done(stub, tmp_path):
+    """W10: a later sweep with METHOD=--prompt DROPOUT=0.3 must not take the earlier prefix runs as its own,
+    neither by folder name nor when a folder of its name recorded other arguments."""
+    env, calls = stub
+    env = {
+        **env,
+        "TASK_NAME": "superglue",
+        "DATASET_NAME": "rte",
+        "MODEL_TAG": "roberta",
+        "LRS": "5e-3",
+        "PSLS": "8",
+        "EPOCHS": "20",
+        "SEEDS": "11",
+        "OUTPUT_ROOT": str(tmp_path / "ck"),
+    }
+    search_dir = tmp_path / "ck" / "rte-roberta-search"
+
+    def sweep(**overrides):
+        proc = run_script(
+            os.path.join(ROOT, "search_script", "search.sh"), {**env, "DRY_RUN": "1", **overrides}, tmp_path
+        )
+        assert proc.returncode == 0, proc.stderr
+        runs = [shlex.split(line)[1:] for line in proc.stdout.splitlines() if " run.py " in line]
+        return proc, runs
+
+    # The earlier prefix sweep, finished.
+    proc, [prefix_argv] = sweep()
+    prefix_out = flag(prefix_argv, "--output_dir")
+    assert os.path.basename(prefix_out) == "rte-20-5e-3-8-prefix-drop0.1-bs16-seed11"
+    finished_run(search_dir / os.path.basename(prefix_out), prefix_argv[1:-2])
+    proc, runs = sweep()
+    assert runs == [] and f"skip (done): {prefix_out}" in proc.stdout  # the same sweep again: done
+
+    # The prompt sweep gets its own folder.
+    proc, [prompt_argv] = sweep(METHOD="--prompt", DROPOUT="0.3")
+    assert "skip" not in proc.stdout
+    assert os.path.basename(flag(prompt_argv, "--output_dir")) == "rte-20-5e-3-8-prompt-drop0.3-bs16-seed11"
+    model_args, _, _, _ = get_args(prompt_argv[1:])
+    assert (model_args.method, model_args.hidden_dropout_prob) == ("prompt", 0.3)
+
+    # A folder of the prompt sweep's name whose args.json recorded the prefix run: warned about, never skipped
+    # nor overwritten; the run goes to <name>-2.
+    squatter = search_dir / "rte-20-5e-3-8-prompt-drop0.3-bs16-seed11"
+    finished_run(squatter, prefix_argv[1:-2])
+    proc, [again] = sweep(METHOD="--prompt", DROPOUT="0.3")
+    assert "skip" not in proc.stdout
+    assert (
+        f"warning: {env['OUTPUT_ROOT']}/rte-roberta-search/{squatter.name} recorded other arguments"
+        in proc.stderr
+    )
+    assert "--prompt: recorded False" in proc.stderr and "--hidden_dropout_prob: recorded 0.1" in proc.stderr
+    assert flag(again, "--output_dir").endswith(f"{squatter.name}-2")
+
+    # Other EXTRA_ARGS (same folder name) are not the same run either, nor is dropping a result-changing flag.
+    proc, [extra] = sweep(EXTRA_ARGS="--max_train_samples 16")
+    assert flag(extra, "--output_dir") == prefix_out + "-2" and "--max_train_samples: not" not in proc.stderr
+    finished_run(search_dir / (os.path.basename(prefix_out) + "-2"), extra[1:-2])
+    proc, runs = sweep(EXTRA_ARGS="--max_train_samples 16")
+    assert runs == [] and f"skip (done): {prefix_out}-2" in proc.stdout
+    (search_dir / os.path.basename(prefix_out) / "args.json").unlink()  # results without args: cannot confirm
+    proc, [plain] = sweep()
+    assert "has best_results.json but no args.json" in proc.stderr
+    assert "--max_train_samples: recorded 16, this sweep leaves the default None" in proc.stderr
+    assert flag(plain, "--output_dir") == prefix_out + "-3"
 
 
 def test_generic_search_seeds_extra_args_and_failures(stub, tmp_path):
@@ -370,19 +464,22 @@ def test_generic_search_seeds_extra_args_and_failures(stub, tmp_path):
         "EXTRA_ARGS": "--do_predict --max_train_samples 16",
         "METRIC": "f1",
         "OUTPUT_ROOT": str(tmp_path / "ck"),
-        "STUB_FAIL": str(tmp_path / "ck" / "conll2003-bert-search" / "conll2003-3-1e-2-16-2"),
+        "STUB_FAIL": str(
+            tmp_path / "ck" / "conll2003-bert-search" / "conll2003-3-1e-2-16-prefix-drop0.1-bs4-seed2"
+        ),
     }
     proc = run_script(os.path.join(ROOT, "search_script", "search.sh"), env, tmp_path, "--logging_steps", "7")
-    assert proc.returncode != 0 and "FAILED run:" in proc.stderr and "conll2003-3-1e-2-16-2" in proc.stderr
+    assert proc.returncode != 0 and "FAILED run:" in proc.stderr
+    assert "conll2003-3-1e-2-16-prefix-drop0.1-bs4-seed2" in proc.stderr
     recorded = calls()
     runs = [get_args(argv[1:]) for argv in recorded if argv[0] == "run.py"]
     assert len(runs) == 4  # the failed one did not stop the search
     got = sorted((m.pre_seq_len, t.seed, os.path.basename(t.output_dir)) for m, d, t, _ in runs)
     assert got == [
-        (8, 1, "conll2003-3-1e-2-8-1"),
-        (8, 2, "conll2003-3-1e-2-8-2"),
-        (16, 1, "conll2003-3-1e-2-16-1"),
-        (16, 2, "conll2003-3-1e-2-16-2"),
+        (8, 1, "conll2003-3-1e-2-8-prefix-drop0.1-bs4-seed1"),
+        (8, 2, "conll2003-3-1e-2-8-prefix-drop0.1-bs4-seed2"),
+        (16, 1, "conll2003-3-1e-2-16-prefix-drop0.1-bs4-seed1"),
+        (16, 2, "conll2003-3-1e-2-16-prefix-drop0.1-bs4-seed2"),
     ]
     for m, d, t, _ in runs:
         assert (m.model_name_or_path, d.task_name, t.per_device_train_batch_size) == (BU, "ner", 4)
