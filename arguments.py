@@ -243,6 +243,21 @@ class PTuningTrainingArguments(TrainingArguments):
         },
     )
     lr_decay: float = field(default=0.95, metadata={"help": "Per-epoch factor of the exponential schedule."})
+    eval_test_every_epoch: bool = field(
+        default=False,
+        metadata={
+            "help": "With --do_train --do_predict: score the labelled test sets at every new best dev epoch (the "
+            "original's protocol; gives the per-epoch test curve in trainer_state.json). Default: once after "
+            "training with the best epoch's state, the same best_test_* numbers at a fraction of the cost."
+        },
+    )
+    group_eval_by_length: bool = field(
+        default=True,
+        metadata={
+            "help": "Evaluate in batches of similar length (less padding, same predictions, returned in input "
+            "order). False: batches in input order, as the stock Trainer."
+        },
+    )
 
     def __post_init__(self):
         # HF turns an unset metric_for_best_model into "loss"; remember whether the user chose one, so run.py can
