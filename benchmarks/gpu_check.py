@@ -1,0 +1,386 @@
+"""A GPU check that answers issue 15 in one run of under four minutes: is P-tuning v2 right, fast and small on CUDA?
+
+Run (from the repository root, one CUDA GPU; no downloads: every model is random weights from a config):
+    python benchmarks/gpu_check.py                              # <= 4 min -> benchmarks/results/gpu.json + a table
+    python benchmarks/gpu_check.py --smoke --out /tmp/gpu.json  # the same code path on CPU, tiny sizes, seconds
+
+Sections, in order, each written to the JSON as soon as it is done (a run killed at the limit keeps what it did):
+  1. correctness (benchmarks/gpu_reference.py): hand-written references vs the model built by get_model, BERT,
+     RoBERTa and DeBERTa-v2, eager and SDPA, positions shifted and not, a padded row; fp32 and bf16 autocast.
+  2. sdpa_backends: which SDPA kernel the dispatcher picks with the prefix mask and without, and which run alone.
+  3. speed (benchmarks/gpu_speed.py): roberta-large size (24 x 1024, 16 heads, FFN 4096), B=32, T=128, P=128 as
+     run_script/run_rte_roberta.sh; fine-tuning / P-tuning v2 / prompt tuning x fp32 / bf16 / fp16+GradScaler:
+     ms per train step, samples/s, peak memory, ratios to fine-tuning, eval throughput vs the frozen backbone;
+     then one P-tuning v2 step with gradient checkpointing.
+  4. compile: torch.compile of the P-tuning v2 model (4 layers of the same width), in a subprocess with a timeout.
+A global budget (--budget-s, counted from start) skips what would not fit and records it as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+START = time.monotonic()  # the command line counts its imports in the budget too
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
+from benchmarks.gpu_reference import correctness, load, sdpa_probe, short_error  # noqa: E402
+from benchmarks.gpu_speed import LARGE, SMOKE, SpeedSpec, make_batch, save_large, speed, sync  # noqa: E402
+
+DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "gpu.json")
+MEMORY_TARGET = 0.5  # P-tuning v2 peak memory <= 0.5 x fine-tuning's, roberta-large size, bf16
+
+
+class Budget:
+    """Seconds left of the run's budget, counted from `started` (time.monotonic())."""
+
+    def __init__(self, seconds: float, started: float):
+        self.seconds, self.started = seconds, started
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def left(self) -> float:
+        return self.seconds - self.elapsed()
+
+    def allows(self, need_s: float) -> bool:
+        return self.left() >= need_s
+
+
+def environment(device) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # newer torch deprecates reading allow_tf32
+        flags = {
+            "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "matmul_fp32_precision": getattr(torch.backends.cuda.matmul, "fp32_precision", None),
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        }
+    info = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "numerics": flags,
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(
+            gpu_name=props.name,
+            capability=f"{props.major}.{props.minor}",
+            gpu_memory_bytes=props.total_memory,
+            multiprocessors=props.multi_processor_count,
+            sdp_enabled={
+                "flash": torch.backends.cuda.flash_sdp_enabled(),
+                "mem_efficient": torch.backends.cuda.mem_efficient_sdp_enabled(),
+                "cudnn": torch.backends.cuda.cudnn_sdp_enabled(),
+                "math": torch.backends.cuda.math_sdp_enabled(),
+            },
+        )
+    return info
+
+
+# -- torch.compile, in a child process so a hang or a crash costs only its timeout ----------------------------------
+def compile_check(path: str, spec: SpeedSpec, device, backend: str, budget: Budget, min_s: float) -> dict:
+    layers = min(4, spec.layers)
+    timeout = min(budget.left() - 10, 180)
+    record = {"backend": backend, "layers": layers, "precision": "bf16"}
+    if timeout < min_s:
+        return {**record, "pass": None, "skipped": "time budget"}
+    request = {
+        "path": path,
+        "spec": spec.__dict__,
+        "device": str(device),
+        "backend": backend,
+        "layers": layers,
+        "threads": torch.get_num_threads(),
+    }
+    cmd = [sys.executable, os.path.abspath(__file__), "--compile-worker", json.dumps(request)]
+    t0 = time.monotonic()
+    # a session of its own, so that a timeout also ends the compile workers inductor starts
+    child = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = child.communicate(timeout=timeout)
+        lines = stdout.strip().splitlines()
+        result = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
+        if result is None:
+            tail = (stderr or stdout).strip().splitlines()[-3:]
+            result = {"pass": False, "error": f"exit {child.returncode}: " + " | ".join(tail)[-600:]}
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        result = {"pass": False, "error": f"timeout after {timeout:.0f} s"}
+    return {**record, **result, "wall_s": time.monotonic() - t0}
+
+
+def compile_worker(request: str) -> None:
+    """Child: eager steps, then torch.compile(model) steps of a P-tuning v2 model; prints one JSON line."""
+    req = json.loads(request)
+    device, spec = torch.device(req["device"]), SpeedSpec(**req["spec"])
+    torch.set_num_threads(req["threads"])
+    out: dict = {"pass": False}
+    try:
+        from torch._dynamo.utils import counters
+
+        from benchmarks.gpu_speed import make_train_step, timed
+
+        model = load(
+            req["path"],
+            device,
+            attn="sdpa",
+            dropout=0.1,
+            scale_prefix=False,
+            pre_seq_len=spec.pre_seq_len,
+            config_kw={"num_hidden_layers": req["layers"]},
+        ).train()
+        batch = make_batch(spec, device)
+        step, *_ = make_train_step(model, batch, device, "bf16")
+        out["eager_ms_median"] = timed(step, device, 1, 3)["ms_median"]
+        compiled = torch.compile(model, backend=req["backend"])
+        step, _, _, last = make_train_step(compiled, batch, device, "bf16")
+        t0 = time.perf_counter()
+        step()
+        sync(device)
+        out["first_step_s"] = time.perf_counter() - t0  # tracing + compiling + one step
+        out["compiled_ms_median"] = timed(step, device, 1, 3)["ms_median"]
+        out["speedup_vs_eager"] = out["eager_ms_median"] / out["compiled_ms_median"]
+        breaks = counters.get("graph_break", {})
+        out["graph_breaks"] = int(sum(breaks.values()))
+        out["graphs_compiled"] = int(
+            counters.get("stats", {}).get("unique_graphs", 0)
+        )  # > 1: a break or recompile
+        out["graph_break_reasons"] = [
+            str(k)[:200] for k, _ in sorted(breaks.items(), key=lambda kv: -kv[1])[:3]
+        ]
+        out["loss"] = float(last["loss"])
+        out["pass"] = bool(torch.isfinite(last["loss"]).item())
+    except Exception as err:
+        out["error"] = short_error(err, 600)
+    print(json.dumps(out))
+
+
+# -- the run --------------------------------------------------------------------------------------------------------
+def targets(result: dict) -> dict:
+    corr = result.get("correctness", {})
+    ratios = result.get("speed", {}).get("ratios", {})
+    mem = ratios.get("bf16", {}).get("peak_memory_ratio_prefix_vs_finetune")
+    steps = {p: r.get("step_ratio_prefix_vs_finetune") for p, r in ratios.items()}
+    return {
+        "fp32_reference_equality": {"value": corr.get("all_pass_fp32"), "pass": corr.get("all_pass_fp32")},
+        "bf16_peak_memory_ratio_prefix_vs_finetune": {
+            "value": mem,
+            "target": f"<= {MEMORY_TARGET}",
+            "pass": None if mem is None else bool(mem <= MEMORY_TARGET),  # None: not measured (CPU)
+        },
+        "step_ratio_prefix_vs_finetune_reported": {
+            "value": steps,
+            "pass": bool(steps) and all(v is not None for v in steps.values()),
+        },
+    }
+
+
+def write(result: dict, out: str, budget: Budget, section: str | None = None) -> None:
+    """Save what is done so far; `section` records the run's clock when that section ended."""
+    result["wall_s"] = budget.elapsed()
+    if section:
+        result.setdefault("section_end_s", {})[section] = round(result["wall_s"], 1)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+
+
+def run(smoke: bool, out: str, budget_s: float, warmup: int, steps: int, started: float, log=print) -> dict:
+    if not smoke and not torch.cuda.is_available():
+        raise SystemExit(
+            "gpu_check: no CUDA device here; run it on a GPU machine, or use --smoke for the CPU path"
+        )
+    device = torch.device("cpu" if smoke else "cuda")
+    spec = SMOKE if smoke else LARGE
+    budget = Budget(budget_s, started)
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    result: dict = {
+        "mode": "smoke (CPU, tiny sizes)" if smoke else "gpu",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "environment": environment(device),
+        "budget_s": budget_s,
+        "skipped": [],
+    }
+    root = tempfile.mkdtemp(prefix="gpu-check-")
+    try:
+        log(f"== 1. correctness on {device} (tolerance: relative error vs a float64 reference)")
+        result["correctness"] = correctness(root, device, log)
+        write(result, out, budget, "correctness")
+        log("== 2. SDPA kernels")
+        if budget.allows(60 if not smoke else 0):
+            result["sdpa_backends"] = sdpa_probe(root, device, log)
+        else:
+            result["skipped"].append("sdpa_backends")
+        write(result, out, budget, "sdpa_backends")
+        log(f"== 3. speed and memory: {spec.name}, B={spec.batch} T={spec.seq_len} P={spec.pre_seq_len}")
+        path = save_large(spec, os.path.join(root, "large"), device)
+        result["speed"] = speed(
+            path, spec, device, budget, warmup, steps, log, unit_reserve_s=0 if smoke else 20
+        )
+        write(result, out, budget, "speed")
+        log("== 4. torch.compile with the prefix (child process)")
+        backend = "aot_eager" if smoke else "inductor"  # smoke: dynamo + AOTAutograd, no C++/Triton codegen
+        result["compile"] = compile_check(path, spec, device, backend, budget, min_s=0 if smoke else 40)
+        write(result, out, budget, "compile")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    result["environment"]["numerics_at_end"] = environment(device)[
+        "numerics"
+    ]  # nothing above may change them
+    result["skipped"] += _skipped(result)
+    result["targets"] = targets(result)
+    write(result, out, budget)
+    report(result, log)
+    log(f"\nwrote {out} ({result['wall_s']:.0f} s)")
+    return result
+
+
+def _skipped(result: dict) -> list:
+    names = [
+        f"speed/{p}/{m}"
+        for p, row in result["speed"]["train"].items()
+        for m, r in row.items()
+        if "skipped" in r
+    ]
+    if result["speed"]["gradient_checkpointing"].get("skipped"):
+        names.append("gradient_checkpointing")
+    if result["compile"].get("skipped"):
+        names.append("compile")
+    return names
+
+
+def _gib(n) -> str:
+    return f"{n / 2**30:8.2f}" if n is not None else f"{'-':>8}"
+
+
+def _f(x, fmt=".3f") -> str:
+    return format(x, fmt) if isinstance(x, (int, float)) else "-"
+
+
+def report(result: dict, log=print) -> None:
+    env, corr, sp = result["environment"], result["correctness"], result["speed"]
+    log(
+        f"\n{env.get('gpu_name', env['device'])} | torch {env['torch']} | CUDA {env['cuda']} | transformers "
+        f"{env['transformers']} | TF32 matmul {env['numerics']['matmul_allow_tf32']}"
+    )
+    for p in ("fp32", "bf16"):
+        cases = [c for c in corr["cases"] if c.get("precision", p) == p]
+        worst = max((c.get("rel_err", float("inf")) for c in cases), default=float("nan"))
+        ok = sum(c["pass"] for c in cases)
+        log(
+            f"correctness {p}: {ok}/{len(cases)} pass, worst relative error {worst:.1e} (tol {corr['tolerance'][p]})"
+        )
+    for c in result.get("sdpa_backends", {}).get("cases", []):
+        if c["model"] == "prefix" and c["precision"] == "bf16":
+            alone = ",".join(b for b, r in c["forced"].items() if r == "ok")
+            mask = "prefix mask" if c["padded_batch"] else "no mask"
+            log(
+                f"SDPA bf16 {c['mode']:5} {mask:11}: dispatcher {'/'.join(c['dispatcher_choice'])}; alone ok: {alone}"
+            )
+    log(
+        f"\ntrain step, {sp['config']['name']}: ms (median) | samples/s | peak GiB | x fine-tuning step | x ft memory"
+    )
+    for p, rows in sp["train"].items():
+        for m, r in rows.items():
+            ratio = sp["ratios"][p]
+            step = ratio.get(f"step_ratio_{m}_vs_finetune") if m != "finetune" else 1.0
+            mem = ratio.get(f"peak_memory_ratio_{m}_vs_finetune") if m != "finetune" else 1.0
+            note = r.get("error") or r.get("skipped") or ""
+            log(
+                f"  {p} {m:8} {_f(r.get('ms_median'), '9.1f')} {_f(r.get('samples_per_s'), '9.1f')} "
+                f"{_gib(r.get('peak_allocated_bytes'))} {_f(step, '8.3f')} {_f(mem, '8.3f')} {note}"
+            )
+    log("eval (no_grad): samples/s, x frozen backbone")
+    for p, rows in sp["eval"].items():
+        frozen = rows.get("frozen", {}).get("samples_per_s")
+        cells = [f"{v} {_f(r.get('samples_per_s'), '.1f')}" for v, r in rows.items()]
+        rel = [
+            f"{v} {_f(r.get('samples_per_s') / frozen)}"
+            for v, r in rows.items()
+            if frozen and r.get("samples_per_s")
+        ]
+        log(f"  {p}: {'; '.join(cells)} | x frozen: {'; '.join(rel)}")
+    gc_, co = sp["gradient_checkpointing"], result["compile"]
+    log(
+        f"gradient checkpointing (prefix, bf16): pass={gc_.get('pass')} {_f(gc_.get('ms_median'), '.1f')} ms, peak "
+        f"{_gib(gc_.get('peak_allocated_bytes')).strip()} GiB (x {_f(gc_.get('peak_vs_without'))} without) "
+        f"{gc_.get('error', gc_.get('skipped', ''))}"
+    )
+    log(
+        f"torch.compile ({co['backend']}, {co['layers']} layers): pass={co.get('pass')} first step "
+        f"{_f(co.get('first_step_s'), '.1f')} s, {_f(co.get('compiled_ms_median'), '.1f')} ms vs eager "
+        f"{_f(co.get('eager_ms_median'), '.1f')} ms, graph breaks {co.get('graph_breaks', '-')} "
+        f"{co.get('error', co.get('skipped', ''))}"
+    )
+    for k, t in result["targets"].items():
+        mark = {True: "PASS", False: "MISS", None: "n/a "}[t["pass"]]
+        log(f"  {mark} {k} = {t['value']} {t.get('target', '')}")
+    if result["skipped"]:
+        log(f"skipped for the time budget: {', '.join(result['skipped'])}")
+
+
+def main(argv=None, started: float | None = None) -> dict:
+    started = time.monotonic() if started is None else started
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="CPU, tiny sizes: the same code path in seconds")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="where to write the JSON (default results/gpu.json)")
+    ap.add_argument(
+        "--budget-s", type=float, default=None, help="global time budget (default 200; smoke 600)"
+    )
+    ap.add_argument(
+        "--warmup", type=int, default=None, help="warm-up steps per measurement (default 3; smoke 1)"
+    )
+    ap.add_argument(
+        "--steps", type=int, default=None, help="timed steps per measurement (default 5; smoke 2)"
+    )
+    ap.add_argument("--compile-worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.compile_worker:
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        compile_worker(args.compile_worker)
+        return {}
+    threads = torch.get_num_threads()
+    if args.smoke:
+        torch.set_num_threads(1)  # tiny ops on a shared CPU: one thread is the fast and steady choice
+    try:
+        return run(
+            args.smoke,
+            args.out,
+            args.budget_s if args.budget_s is not None else (600 if args.smoke else 200),
+            args.warmup if args.warmup is not None else (1 if args.smoke else 3),
+            args.steps if args.steps is not None else (2 if args.smoke else 5),
+            started,
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+if __name__ == "__main__":
+    main(started=START)

@@ -1,0 +1,309 @@
+"""Speed half of benchmarks/gpu_check.py: train and eval steps at roberta-large size, per method and precision.
+
+A train step is forward + backward + fused AdamW step + zero_grad (HF Trainer's order and default optimizer), with a
+sequence-classification head, dropout 0.1 everywhere (--hidden_dropout_prob 0.1). Precisions as HF Trainer runs them:
+  fp32   plain float32 (TF32 left as the machine has it; gpu.json records the flags)
+  bf16   torch.autocast(bfloat16), float32 master weights, no loss scaling (--bf16)
+  fp16   torch.autocast(float16) + torch.amp.GradScaler (--fp16)
+Timing: `warmup` steps (cuBLAS handles, allocator growth, AdamW state creation), then `steps` timed steps, each
+between torch.cuda.synchronize() calls; the median is reported. Memory: reset_peak_memory_stats after the warm-up,
+max_memory_allocated over the timed steps (weights + grads + optimizer state + activations: the whole footprint).
+Eval: model.eval() under torch.no_grad() and the same autocast; "frozen" is the fine-tuning model (backbone + head,
+no prefix) in eval, i.e. the bare frozen backbone P-tuning v2 is compared with.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+from benchmarks.gpu_reference import autocast_for, load, short_error
+
+METHODS = ("finetune", "prefix", "prompt")
+PRECISIONS = ("bf16", "fp32", "fp16")  # bf16 first: it carries the memory target
+
+
+@dataclass(frozen=True)
+class SpeedSpec:
+    """A random RoBERTa and the batch it is timed on; the default is roberta-large with run_rte_roberta.sh's sizes."""
+
+    name: str = "roberta-large (random weights)"
+    layers: int = 24
+    hidden: int = 1024
+    heads: int = 16
+    ffn: int = 4096
+    vocab: int = 50265
+    max_positions: int = 514
+    batch: int = 32
+    seq_len: int = 128
+    pre_seq_len: int = 128
+    num_labels: int = 2
+
+
+LARGE = SpeedSpec()
+SMOKE = SpeedSpec(
+    "tiny roberta 2 x 64 (smoke)",
+    layers=2,
+    hidden=64,
+    heads=4,
+    ffn=128,
+    vocab=200,
+    max_positions=64,
+    batch=4,
+    seq_len=16,
+    pre_seq_len=8,
+)
+
+
+def save_large(spec: SpeedSpec, path: str, device) -> str:
+    """The random backbone of `spec`, saved once so every method loads the same weights through get_model."""
+    from transformers import AutoModel, RobertaConfig
+
+    config = RobertaConfig(
+        vocab_size=spec.vocab,
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        intermediate_size=spec.ffn,
+        max_position_embeddings=spec.max_positions,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=spec.num_labels,
+    )  # roberta-large's config.json, dropout 0.1
+    torch.manual_seed(0)
+    try:
+        with torch.device(
+            device
+        ):  # random init on the GPU: seconds instead of a CPU init of 355 M parameters
+            backbone = AutoModel.from_config(config)
+    except Exception:
+        backbone = AutoModel.from_config(config)
+    backbone.save_pretrained(path)
+    del backbone
+    free(torch.device(device))
+    return path
+
+
+def make_batch(spec: SpeedSpec, device) -> dict:
+    """B rows of random ids padded to T (lengths in [T/2, T], row 0 full), as --pad_to_max_length batches are."""
+    g = torch.Generator().manual_seed(0)
+    T, B = spec.seq_len, spec.batch
+    ids = torch.randint(3, spec.vocab, (B, T), generator=g)
+    lengths = torch.randint(T // 2, T + 1, (B,), generator=g)
+    lengths[0] = T
+    mask = (torch.arange(T)[None, :] < lengths[:, None]).long()  # (B, T)
+    ids = ids.masked_fill(mask == 0, 1)  # RoBERTa's <pad>
+    labels = torch.randint(0, spec.num_labels, (B,), generator=g)
+    return {k: v.to(device) for k, v in {"input_ids": ids, "attention_mask": mask, "labels": labels}.items()}
+
+
+def sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device, warmup: int, steps: int) -> dict:
+    """Median wall time of `fn` over `steps` synchronised calls after `warmup` calls; CUDA peak memory of the timed ones."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+        resident = torch.cuda.memory_allocated(device)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)  # kernels are asynchronous: stop the clock only when the GPU is done
+        times.append(time.perf_counter() - t0)
+    return {
+        "ms_median": 1e3 * statistics.median(times),
+        "ms_min": 1e3 * min(times),
+        "ms_all": [round(1e3 * t, 3) for t in times],
+        "resident_bytes": resident if cuda else None,  # weights + optimizer state between steps
+        "peak_allocated_bytes": torch.cuda.max_memory_allocated(device) if cuda else None,
+        "peak_reserved_bytes": torch.cuda.max_memory_reserved(device) if cuda else None,
+    }
+
+
+def make_train_step(model, batch, device, precision: str):
+    """(step function, optimizer, scaler): one HF-Trainer-like step; GradScaler only for fp16."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0, fused=True)
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    last = {}
+
+    def step():
+        with autocast_for(device, precision):
+            loss = model(**batch).loss
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)  # unscales, skips the step on inf/NaN gradients
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+        last["loss"] = loss.detach()  # no .item() here: it would synchronise inside the timed region
+
+    return step, opt, scaler, last
+
+
+def train_bench(model, batch, device, precision, warmup, steps) -> dict:
+    model.train()
+    step, opt, scaler, last = make_train_step(model, batch, device, precision)
+    out = timed(step, device, warmup, steps)
+    out["samples_per_s"] = batch["input_ids"].shape[0] / (out["ms_median"] / 1e3)
+    out["loss"] = float(last["loss"])
+    out["grad_scale"] = float(scaler.get_scale()) if scaler is not None else None
+    del step, opt, scaler, last
+    return out
+
+
+def eval_bench(model, batch, device, precision, warmup, steps) -> dict:
+    model.eval()
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+
+    def step():
+        with torch.no_grad(), autocast_for(device, precision):
+            model(**inputs)
+
+    out = timed(step, device, warmup, steps)
+    out["samples_per_s"] = batch["input_ids"].shape[0] / (out["ms_median"] / 1e3)
+    return out
+
+
+def checkpointing_check(model, batch, device, precision, warmup, steps) -> dict:
+    """One P-tuning v2 step with gradient checkpointing (HF Trainer's --gradient_checkpointing surface)."""
+    try:
+        model.gradient_checkpointing_enable()
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0, fused=True)
+        last, grads = {}, {}
+
+        def checked_step():
+            with autocast_for(device, precision):
+                loss = model(**batch).loss
+            loss.backward()
+            grads["norm"] = torch.stack([p.grad.norm() for p in model.prefix_encoder.parameters()]).norm()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            last["loss"] = loss.detach()
+
+        out = timed(checked_step, device, warmup, steps)
+        loss, norm = float(last["loss"]), float(grads["norm"])
+        ok = torch.isfinite(torch.tensor([loss, norm])).all().item() and norm > 0
+        return {"pass": bool(ok), "precision": precision, "loss": loss, "prefix_grad_norm": norm, **out}
+    except Exception as err:
+        return {"pass": False, "precision": precision, "error": short_error(err, 600)}
+    finally:
+        model.zero_grad(set_to_none=True)
+
+
+def free(device) -> int | None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        return torch.cuda.memory_allocated(device)
+    return None
+
+
+def speed(path, spec, device, budget, warmup, steps, log=print, unit_reserve_s=20.0) -> dict:
+    """Every method x precision: train and eval figures, the ratios to fine-tuning, and the checkpointing check."""
+    batch = make_batch(spec, device)
+    train = {p: {} for p in PRECISIONS}
+    evals = {p: {} for p in PRECISIONS}
+    params, leftovers, checkpointing = {}, {}, {"pass": None, "skipped": "time budget"}
+    for method in METHODS:
+        if not budget.allows(unit_reserve_s):
+            log(f"  {method}: skipped (time budget)")
+            for p in PRECISIONS:
+                train[p][method] = {"skipped": "time budget"}
+            continue
+        try:
+            model = load(
+                path,
+                device,
+                method=method,
+                attn="sdpa",
+                dropout=0.1,
+                scale_prefix=False,
+                pre_seq_len=spec.pre_seq_len,
+            )
+        except Exception as err:
+            for p in PRECISIONS:
+                train[p][method] = {"error": short_error(err)}
+            if method == "prefix":
+                checkpointing = {"pass": False, "error": "the P-tuning v2 model did not load"}
+            continue
+        params[method] = {
+            "trainable": model.num_parameters(only_trainable=True),
+            "total": model.num_parameters(),
+        }
+        for precision in PRECISIONS:
+            if not budget.allows(unit_reserve_s):
+                train[precision][method] = {"skipped": "time budget"}
+                continue
+            eval_name = "frozen" if method == "finetune" else method
+            try:
+                train[precision][method] = train_bench(model, batch, device, precision, warmup, steps)
+                free(device)
+                evals[precision][eval_name] = eval_bench(model, batch, device, precision, warmup, steps)
+            except Exception as err:  # e.g. out of memory: report it, keep going
+                train[precision].setdefault(method, {"error": short_error(err)})
+                evals[precision].setdefault(eval_name, {"error": short_error(err)})
+            free(device)
+            r = train[precision][method]
+            log(
+                f"  {method:8} {precision}: train {r.get('ms_median', float('nan')):8.1f} ms/step {r.get('error', '')}"
+            )
+        if method == "prefix":
+            if budget.allows(unit_reserve_s):
+                checkpointing = checkpointing_check(model, batch, device, PRECISIONS[0], 1, 1)
+            else:
+                checkpointing = {"pass": None, "skipped": "time budget"}
+        del model
+        leftovers[method] = free(device)  # what stayed allocated after the method's model was deleted
+    ratios = {p: _ratios(train[p], evals[p]) for p in PRECISIONS}
+    base = train[PRECISIONS[0]].get("prefix", {}).get("peak_allocated_bytes")
+    if checkpointing.get("peak_allocated_bytes") and base:
+        checkpointing["peak_vs_without"] = checkpointing["peak_allocated_bytes"] / base
+    return {
+        "config": spec.__dict__,
+        "optimizer": "torch.optim.AdamW(fused=True), lr 1e-5, weight_decay 0",
+        "warmup_steps": warmup,
+        "timed_steps": steps,
+        "parameters": params,
+        "train": train,
+        "eval": evals,
+        "ratios": ratios,
+        "allocated_after_delete_bytes": leftovers,
+        "gradient_checkpointing": checkpointing,
+    }
+
+
+def _ratios(train: dict, evals: dict) -> dict:
+    def ratio(a, b, key):
+        x, y = a.get(key), b.get(key)
+        return x / y if x is not None and y else None
+
+    ft, frozen = train.get("finetune", {}), evals.get("frozen", {})
+    out = {}
+    for method in ("prefix", "prompt"):
+        out[f"step_ratio_{method}_vs_finetune"] = ratio(train.get(method, {}), ft, "ms_median")
+        out[f"peak_memory_ratio_{method}_vs_finetune"] = ratio(
+            train.get(method, {}), ft, "peak_allocated_bytes"
+        )
+        out[f"eval_throughput_ratio_{method}_vs_frozen"] = ratio(
+            evals.get(method, {}), frozen, "samples_per_s"
+        )
+    return out
