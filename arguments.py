@@ -89,6 +89,21 @@ class ModelArguments:
         default="sdpa",
         metadata={"help": "Backbone attention kernel: 'sdpa' or 'eager' (DeBERTa is always eager)."},
     )
+    prefix_init: str = field(
+        default="normal",
+        metadata={
+            "help": "How the prefix/prompt starts: 'normal' = N(0, initializer_range) (the original); 'normal1' = "
+            "N(0, 1); 'tokens' = the frozen backbone's own keys/values of P sampled vocabulary words (Li & Liang "
+            "2021; prompt tuning: their word embeddings). See model/prefix_encoder.py."
+        },
+    )
+    prefix_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout on the prefix only (--prefix). Default: --hidden_dropout_prob, as the original's one "
+            "shared dropout."
+        },
+    )
 
     def __post_init__(self):
         if self.prefix and self.prompt:
@@ -113,6 +128,14 @@ class ModelArguments:
             raise ValueError(
                 f"--attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}."
             )
+        if self.prefix_init not in ("normal", "normal1", "tokens"):  # = model.prefix_encoder.PREFIX_INITS
+            raise ValueError(f"--prefix_init must be normal, normal1 or tokens, got {self.prefix_init!r}.")
+        if self.prefix_init != "normal" and not (self.prefix or self.prompt):
+            raise ValueError("--prefix_init only applies to --prefix or --prompt.")
+        if self.prefix_dropout is not None and not self.prefix:
+            raise ValueError("--prefix_dropout only applies to --prefix (P-tuning v2).")
+        if self.prefix_dropout is not None and not 0.0 <= self.prefix_dropout < 1.0:
+            raise ValueError(f"--prefix_dropout must be in [0, 1), got {self.prefix_dropout}.")
 
     @property
     def method(self) -> str:
@@ -333,14 +356,19 @@ def get_args(argv: list[str] | None = None):
     return model_args, data_args, training_args, qa_args
 
 
-def save_args(output_dir: str, model_args, data_args, training_args, qa_args) -> str:
-    """Write the resolved arguments as JSON (args.json) next to the results; returns the path."""
-    payload = {
+def args_payload(model_args, data_args, training_args, qa_args) -> dict:
+    """The resolved arguments as args.json records them."""
+    return {
         "model_args": dataclasses.asdict(model_args),
         "data_args": dataclasses.asdict(data_args),
         "training_args": training_args.to_dict(),
         "qa_args": dataclasses.asdict(qa_args),
     }
+
+
+def save_args(output_dir: str, model_args, data_args, training_args, qa_args) -> str:
+    """Write the resolved arguments as JSON (args.json) next to the results; returns the path."""
+    payload = args_payload(model_args, data_args, training_args, qa_args)
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "args.json")
     with open(path, "w") as f:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
@@ -54,3 +56,127 @@ class PromptEncoder(nn.Module):
 
     def forward(self) -> torch.Tensor:
         return self.embedding(self.prompt_ids)  # (P, H)
+
+
+# -- --prefix_init: how the prompt starts --------------------------------------------------------------------------
+# "normal"  the original's N(0, config.initializer_range), applied with the head by PTuningModel.init_new_weights;
+#           init_prompt then changes nothing (no random number is drawn), so the default is bit-identical.
+# "normal1" N(0, 1) (the scale an independent prefix-tuning implementation starts from). With --prefix_projection
+#           only the embedding fed to the MLP is redrawn; the MLP keeps its N(0, initializer_range) weights.
+# "tokens"  real tokens, as Li & Liang (2021) initialise prefix-tuning with real words: P vocabulary words sampled
+#           with the seeded global RNG; the prefix of layer l becomes the frozen backbone's own key and value
+#           projections of those words at layer l (the words run alone through the backbone, dropout off,
+#           positions 0..P-1). With --prefix_projection the MLP is fitted to those keys/values (Adam, MSE) starting
+#           from the words' word embeddings; prompt tuning starts from the words' word embeddings (Lester et al.).
+PREFIX_INITS = ("normal", "normal1", "tokens")
+# the attention's key / value Linear layers: BERT/RoBERTa/ELECTRA/ALBERT, DeBERTa-v2/v3 (DeBERTa v1 fuses them)
+KEY_VALUE_NAMES = {"key": ("key", "key_proj"), "value": ("value", "value_proj")}
+FIT_STEPS, FIT_LR = 300, 1e-3
+
+
+def init_prompt(
+    model, how: str, token_ids: torch.Tensor | None = None, tokenizer_path: str | None = None
+) -> None:
+    """Re-initialise `model`'s prefix (method 'prefix') or prompt (method 'prompt') according to --prefix_init.
+
+    Runs after the head's init_new_weights. `token_ids` (P,) are the words for "tokens" (default: sampled from the
+    vocabulary of the tokenizer at `tokenizer_path` by `sample_word_ids`); they are kept as `init_token_ids` on the
+    encoder."""
+    if how not in PREFIX_INITS:
+        raise ValueError(f"--prefix_init must be one of {', '.join(PREFIX_INITS)}, got {how!r}")
+    if how == "normal" or model.method == "finetune":
+        return
+    encoder = model.prefix_encoder if model.method == "prefix" else model.prompt_encoder
+    if how == "normal1":
+        nn.init.normal_(encoder.embedding.weight, mean=0.0, std=1.0)
+        return
+    if token_ids is None:
+        token_ids = sample_word_ids(model.config, model.pre_seq_len, tokenizer_path)
+    encoder.init_token_ids = token_ids
+    words = model.backbone.get_input_embeddings().weight[token_ids].detach()  # (P, E)
+    if model.method == "prompt":
+        encoder.embedding.weight.data.copy_(words)
+        return
+    target = token_key_values(model, token_ids)  # (P, 2·L'·H)
+    if not encoder.projection:
+        encoder.embedding.weight.data.copy_(target)
+        return
+    if words.shape[1] == encoder.embedding.embedding_dim:
+        encoder.embedding.weight.data.copy_(words)
+    fit_to(encoder, target)
+
+
+def token_key_values(model, token_ids: torch.Tensor) -> torch.Tensor:
+    """The frozen backbone's key and value projections of `token_ids` run alone, laid out as PrefixEncoder's
+    output: (P, 2·L'·H) = (P, L', key/value, heads, head_dim) flattened, L' = model.prefix_layers."""
+    backbone, L = model.backbone, model.config.num_hidden_layers
+    captured: dict[str, list[torch.Tensor]] = {"key": [], "value": []}
+    hooks = []
+    for name, module in backbone.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        for kind, names in KEY_VALUE_NAMES.items():
+            if leaf in names and isinstance(module, nn.Linear):
+                hooks.append(module.register_forward_hook(lambda m, i, out, k=kind: captured[k].append(out)))
+    was_training = backbone.training
+    backbone.eval()
+    if model.injector is not None:
+        model.injector.set(None)  # a plain forward: no prefix
+    try:
+        with torch.no_grad():
+            backbone(input_ids=token_ids[None], attention_mask=torch.ones_like(token_ids[None]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        backbone.train(was_training)
+    if len(captured["key"]) != L or len(captured["value"]) != L:  # ALBERT's shared layer fires once per depth
+        raise ValueError(
+            f"--prefix_init tokens found {len(captured['key'])} key / {len(captured['value'])} value projections "
+            f"for {L} layers of {model.config.model_type}: it reads the Linear layers {KEY_VALUE_NAMES}; use "
+            "--prefix_init normal or normal1 with this backbone."
+        )
+    keys = torch.stack([captured["key"][layer][0] for layer in model.prefix_layers], dim=1)  # (P, L', H)
+    values = torch.stack([captured["value"][layer][0] for layer in model.prefix_layers], dim=1)  # (P, L', H)
+    return torch.stack([keys, values], dim=2).reshape(len(token_ids), -1)  # (P, L', 2, H) -> (P, 2·L'·H)
+
+
+def fit_to(encoder: PrefixEncoder, target: torch.Tensor) -> float:
+    """Fit the projection encoder's output to `target` (P, 2·L·H) by MSE; returns the final relative error."""
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=FIT_LR)
+    with torch.enable_grad():
+        for _ in range(FIT_STEPS):
+            optimizer.zero_grad()
+            loss = nn.functional.mse_loss(encoder(), target)
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        return float((encoder() - target).norm() / target.norm())
+
+
+def sample_word_ids(config, count: int, tokenizer_path: str | None = None) -> torch.Tensor:
+    """`count` distinct vocabulary ids drawn with the global RNG (seeded by --seed). With a local tokenizer: whole
+    alphabetic words of 2+ letters (no sub-word pieces, special or unused tokens); else any id but the config's
+    special ones."""
+    candidates = None
+    if tokenizer_path and os.path.isdir(tokenizer_path):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+        special = set(tokenizer.all_special_ids)
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        candidates = [
+            i
+            for i, piece in enumerate(pieces)
+            if i not in special
+            and i < config.vocab_size
+            and len(w := piece.lstrip("Ġ▁")) >= 2
+            and w.isalpha()
+        ]
+    if not candidates:
+        special = {getattr(config, f"{n}_token_id", None) for n in ("pad", "bos", "eos", "sep", "cls", "unk")}
+        candidates = [i for i in range(config.vocab_size) if i not in special]
+    if len(candidates) < count:
+        raise ValueError(
+            f"--prefix_init tokens needs {count} distinct words, the vocabulary offers {len(candidates)}"
+        )
+    order = torch.randperm(len(candidates))[:count]
+    return torch.tensor([candidates[i] for i in order.tolist()])

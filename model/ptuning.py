@@ -60,6 +60,7 @@ class PTuningModel(nn.Module):
         prefix_layers: str | None = None,
         attn_implementation: str = "sdpa",
         task_type: str = "",
+        prefix_dropout: float | None = None,
     ):
         super().__init__()
         if method not in ("prefix", "prompt", "finetune"):
@@ -70,6 +71,8 @@ class PTuningModel(nn.Module):
         self.shift_positions = shift_positions
         # on the prefix and before the head, as the original's one shared dropout module
         self.dropout = nn.Dropout(dropout)
+        # --prefix_dropout: the prefix's own rate; None keeps the shared module above (the original's behaviour)
+        self.prefix_dropout = None if prefix_dropout is None else nn.Dropout(prefix_dropout)
         config = self.config
         heads = config.num_attention_heads
         self.head_dim = getattr(config, "attention_head_size", None) or config.hidden_size // heads
@@ -128,7 +131,8 @@ class PTuningModel(nn.Module):
     def layer_prefixes(self, batch: int, prefix_attention_mask=None) -> list | None:
         """Per backbone layer: (key, value, mask) with key/value (B, heads, P, d) expanded, not copied; or None."""
         P, heads, d = self.pre_seq_len, self.config.num_attention_heads, self.head_dim
-        prefix = self.dropout(self.prefix_encoder())  # (P, 2·L'·heads·d)
+        drop = self.dropout if self.prefix_dropout is None else self.prefix_dropout
+        prefix = drop(self.prefix_encoder())  # (P, 2·L'·heads·d)
         prefix = prefix.view(P, len(self.prefix_layers), 2, heads, d)  # (P, L', key/value, heads, d)
         prefix = prefix.permute(1, 2, 3, 0, 4)  # (L', 2, heads, P, d)
         per_layer: list = [None] * self.config.num_hidden_layers

@@ -8,6 +8,7 @@ from enum import Enum
 from transformers import AutoModel
 
 from model.backbones import get_backbone
+from model.prefix_encoder import init_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,11 @@ def build_model(backbone, model_args, task_type: TaskType):
         shift_positions=model_args.shift_positions,
         prefix_layers=model_args.prefix_layers,
         attn_implementation=model_args.attn_implementation,
+        prefix_dropout=model_args.prefix_dropout,
     )
+    # --prefix_init (model/prefix_encoder.py); the default "normal" keeps init_new_weights' draw untouched
+    tokenizer_path = model_args.tokenizer_name or model_args.model_name_or_path
+    init_prompt(model, model_args.prefix_init, tokenizer_path=tokenizer_path)
     trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
     logger.info(
         "%s: %d trainable parameters of %d (%.3f%%)",
