@@ -41,7 +41,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from benchmarks.gpu_reference import correctness, load, sdpa_probe, short_error  # noqa: E402
-from benchmarks.gpu_speed import LARGE, SMOKE, SpeedSpec, make_batch, save_large, speed, sync  # noqa: E402
+from benchmarks.gpu_speed import LARGE, SMOKE, SpeedSpec, make_batch, speed, sync  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "gpu.json")
 MEMORY_TARGET = 0.5  # P-tuning v2 peak memory <= 0.5 x fine-tuning's, roberta-large size, bf16
@@ -89,11 +89,9 @@ def environment(device) -> dict:
             capability=f"{props.major}.{props.minor}",
             gpu_memory_bytes=props.total_memory,
             multiprocessors=props.multi_processor_count,
-            sdp_enabled={
-                "flash": torch.backends.cuda.flash_sdp_enabled(),
-                "mem_efficient": torch.backends.cuda.mem_efficient_sdp_enabled(),
-                "cudnn": torch.backends.cuda.cudnn_sdp_enabled(),
-                "math": torch.backends.cuda.math_sdp_enabled(),
+            sdp_enabled={  # the global switches; a missing one (older torch) reads None
+                k: getattr(torch.backends.cuda, f"{k}_sdp_enabled", lambda: None)()
+                for k in ("flash", "mem_efficient", "cudnn", "math")
             },
         )
     return info
@@ -106,6 +104,8 @@ def compile_check(path: str, spec: SpeedSpec, device, backend: str, budget: Budg
     record = {"backend": backend, "layers": layers, "precision": "bf16"}
     if timeout < min_s:
         return {**record, "pass": None, "skipped": "time budget"}
+    if not os.path.isdir(path):
+        return {**record, "pass": None, "skipped": "no saved backbone (the speed section did not run)"}
     request = {
         "path": path,
         "spec": spec.__dict__,
@@ -228,26 +228,39 @@ def run(smoke: bool, out: str, budget_s: float, warmup: int, steps: int, started
         "skipped": [],
     }
     root = tempfile.mkdtemp(prefix="gpu-check-")
+    path = os.path.join(
+        root, "large"
+    )  # the speed model's random backbone, saved by speed() when it is reached
+
+    def section(name: str, title: str, fn) -> None:
+        """Run one section; an exception is recorded as its result (the script never stops half-way)."""
+        log(title)
+        try:
+            result[name] = fn()
+        except Exception as err:
+            result[name] = {"error": short_error(err, 600)}
+            log(f"  {name} failed: {result[name]['error']}")
+        write(result, out, budget, name)
+
+    reserve = 0 if smoke else 20  # seconds a speed unit needs; the compile child is given what is left
+    backend = "aot_eager" if smoke else "inductor"  # smoke: dynamo + AOTAutograd, no C++/Triton codegen
     try:
-        log(f"== 1. correctness on {device} (tolerance: relative error vs a float64 reference)")
-        result["correctness"] = correctness(root, device, log)
-        write(result, out, budget, "correctness")
-        log("== 2. SDPA kernels")
-        if budget.allows(60 if not smoke else 0):
-            result["sdpa_backends"] = sdpa_probe(root, device, log)
+        section(
+            "correctness",
+            f"== 1. correctness on {device} (relative error vs float64)",
+            lambda: correctness(root, device, log),
+        )
+        if budget.allows(3 * reserve):
+            section("sdpa_backends", "== 2. SDPA kernels", lambda: sdpa_probe(root, device, log))
         else:
             result["skipped"].append("sdpa_backends")
-        write(result, out, budget, "sdpa_backends")
-        log(f"== 3. speed and memory: {spec.name}, B={spec.batch} T={spec.seq_len} P={spec.pre_seq_len}")
-        path = save_large(spec, os.path.join(root, "large"), device)
-        result["speed"] = speed(
-            path, spec, device, budget, warmup, steps, log, unit_reserve_s=0 if smoke else 20
+        title = f"== 3. speed and memory: {spec.name}, B={spec.batch} T={spec.seq_len} P={spec.pre_seq_len}"
+        section("speed", title, lambda: speed(path, spec, device, budget, warmup, steps, log, reserve))
+        section(
+            "compile",
+            "== 4. torch.compile with the prefix (child process)",
+            lambda: compile_check(path, spec, device, backend, budget, min_s=2 * reserve),
         )
-        write(result, out, budget, "speed")
-        log("== 4. torch.compile with the prefix (child process)")
-        backend = "aot_eager" if smoke else "inductor"  # smoke: dynamo + AOTAutograd, no C++/Triton codegen
-        result["compile"] = compile_check(path, spec, device, backend, budget, min_s=0 if smoke else 40)
-        write(result, out, budget, "compile")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     result["environment"]["numerics_at_end"] = environment(device)[
@@ -262,15 +275,13 @@ def run(smoke: bool, out: str, budget_s: float, warmup: int, steps: int, started
 
 
 def _skipped(result: dict) -> list:
+    sp = result.get("speed", {})
     names = [
-        f"speed/{p}/{m}"
-        for p, row in result["speed"]["train"].items()
-        for m, r in row.items()
-        if "skipped" in r
+        f"speed/{p}/{m}" for p, row in sp.get("train", {}).items() for m, r in row.items() if "skipped" in r
     ]
-    if result["speed"]["gradient_checkpointing"].get("skipped"):
+    if sp.get("gradient_checkpointing", {}).get("skipped"):
         names.append("gradient_checkpointing")
-    if result["compile"].get("skipped"):
+    if result.get("compile", {}).get("skipped"):
         names.append("compile")
     return names
 
@@ -284,56 +295,60 @@ def _f(x, fmt=".3f") -> str:
 
 
 def report(result: dict, log=print) -> None:
-    env, corr, sp = result["environment"], result["correctness"], result["speed"]
+    """The readable summary: environment, correctness, SDPA kernels, the speed table, the checks, the targets."""
+    env, corr, sp = result["environment"], result.get("correctness", {}), result.get("speed", {})
     log(
         f"\n{env.get('gpu_name', env['device'])} | torch {env['torch']} | CUDA {env['cuda']} | transformers "
         f"{env['transformers']} | TF32 matmul {env['numerics']['matmul_allow_tf32']}"
     )
+    for name in ("correctness", "sdpa_backends", "speed", "compile"):
+        if "error" in result.get(name, {}) and name != "compile":
+            log(f"{name}: FAILED TO RUN: {result[name]['error']}")
     for p in ("fp32", "bf16"):
-        cases = [c for c in corr["cases"] if c.get("precision", p) == p]
+        cases = [c for c in corr.get("cases", []) if c.get("precision", p) == p]
         worst = max((c.get("rel_err", float("inf")) for c in cases), default=float("nan"))
-        ok = sum(c["pass"] for c in cases)
         log(
-            f"correctness {p}: {ok}/{len(cases)} pass, worst relative error {worst:.1e} (tol {corr['tolerance'][p]})"
+            f"correctness {p}: {sum(c['pass'] for c in cases)}/{len(cases)} pass, worst relative error "
+            f"{worst:.1e} (tol {corr.get('tolerance', {}).get(p)})"
         )
     for c in result.get("sdpa_backends", {}).get("cases", []):
         if c["model"] == "prefix" and c["precision"] == "bf16":
             alone = ",".join(b for b, r in c["forced"].items() if r == "ok")
             mask = "prefix mask" if c["padded_batch"] else "no mask"
-            log(
-                f"SDPA bf16 {c['mode']:5} {mask:11}: dispatcher {'/'.join(c['dispatcher_choice'])}; alone ok: {alone}"
-            )
+            choice = "/".join(c["dispatcher_choice"])
+            log(f"SDPA bf16 {c['mode']:5} {mask:11}: dispatcher {choice}; alone ok: {alone}")
+    if "train" in sp:
+        log(
+            f"\ntrain step, {sp['config']['name']}: ms (median) | samples/s | peak GiB | x ft step | x ft memory"
+        )
+        for p, rows in sp["train"].items():
+            for m, r in rows.items():
+                ratio = sp["ratios"][p]
+                step = ratio.get(f"step_ratio_{m}_vs_finetune") if m != "finetune" else 1.0
+                mem = ratio.get(f"peak_memory_ratio_{m}_vs_finetune") if m != "finetune" else 1.0
+                log(
+                    f"  {p} {m:8} {_f(r.get('ms_median'), '9.1f')} {_f(r.get('samples_per_s'), '9.1f')} "
+                    f"{_gib(r.get('peak_allocated_bytes'))} {_f(step, '8.3f')} {_f(mem, '8.3f')} "
+                    f"{r.get('error') or r.get('skipped') or ''}"
+                )
+        log("eval (no_grad): samples/s, x frozen backbone")
+        for p, rows in sp["eval"].items():
+            frozen = rows.get("frozen", {}).get("samples_per_s")
+            cells = [f"{v} {_f(r.get('samples_per_s'), '.1f')}" for v, r in rows.items()]
+            rel = [
+                f"{v} {_f(r['samples_per_s'] / frozen)}"
+                for v, r in rows.items()
+                if frozen and r.get("samples_per_s")
+            ]
+            log(f"  {p}: {'; '.join(cells)} | x frozen: {'; '.join(rel)}")
+    ck, co = sp.get("gradient_checkpointing", {}), result.get("compile", {})
     log(
-        f"\ntrain step, {sp['config']['name']}: ms (median) | samples/s | peak GiB | x fine-tuning step | x ft memory"
+        f"gradient checkpointing (prefix, bf16): pass={ck.get('pass')} {_f(ck.get('ms_median'), '.1f')} ms, peak "
+        f"{_gib(ck.get('peak_allocated_bytes')).strip()} GiB (x {_f(ck.get('peak_vs_without'))} without) "
+        f"{ck.get('error', ck.get('skipped', ''))}"
     )
-    for p, rows in sp["train"].items():
-        for m, r in rows.items():
-            ratio = sp["ratios"][p]
-            step = ratio.get(f"step_ratio_{m}_vs_finetune") if m != "finetune" else 1.0
-            mem = ratio.get(f"peak_memory_ratio_{m}_vs_finetune") if m != "finetune" else 1.0
-            note = r.get("error") or r.get("skipped") or ""
-            log(
-                f"  {p} {m:8} {_f(r.get('ms_median'), '9.1f')} {_f(r.get('samples_per_s'), '9.1f')} "
-                f"{_gib(r.get('peak_allocated_bytes'))} {_f(step, '8.3f')} {_f(mem, '8.3f')} {note}"
-            )
-    log("eval (no_grad): samples/s, x frozen backbone")
-    for p, rows in sp["eval"].items():
-        frozen = rows.get("frozen", {}).get("samples_per_s")
-        cells = [f"{v} {_f(r.get('samples_per_s'), '.1f')}" for v, r in rows.items()]
-        rel = [
-            f"{v} {_f(r.get('samples_per_s') / frozen)}"
-            for v, r in rows.items()
-            if frozen and r.get("samples_per_s")
-        ]
-        log(f"  {p}: {'; '.join(cells)} | x frozen: {'; '.join(rel)}")
-    gc_, co = sp["gradient_checkpointing"], result["compile"]
     log(
-        f"gradient checkpointing (prefix, bf16): pass={gc_.get('pass')} {_f(gc_.get('ms_median'), '.1f')} ms, peak "
-        f"{_gib(gc_.get('peak_allocated_bytes')).strip()} GiB (x {_f(gc_.get('peak_vs_without'))} without) "
-        f"{gc_.get('error', gc_.get('skipped', ''))}"
-    )
-    log(
-        f"torch.compile ({co['backend']}, {co['layers']} layers): pass={co.get('pass')} first step "
+        f"torch.compile ({co.get('backend')}, {co.get('layers')} layers): pass={co.get('pass')} first step "
         f"{_f(co.get('first_step_s'), '.1f')} s, {_f(co.get('compiled_ms_median'), '.1f')} ms vs eager "
         f"{_f(co.get('eager_ms_median'), '.1f')} ms, graph breaks {co.get('graph_breaks', '-')} "
         f"{co.get('error', co.get('skipped', ''))}"

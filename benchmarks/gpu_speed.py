@@ -15,6 +15,7 @@ no prefix) in eval, i.e. the bare frozen backbone P-tuning v2 is compared with.
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -78,10 +79,8 @@ def save_large(spec: SpeedSpec, path: str, device) -> str:
         num_labels=spec.num_labels,
     )  # roberta-large's config.json, dropout 0.1
     torch.manual_seed(0)
-    try:
-        with torch.device(
-            device
-        ):  # random init on the GPU: seconds instead of a CPU init of 355 M parameters
+    try:  # random init on the GPU: seconds instead of a CPU init of 355 M parameters
+        with torch.device(device):
             backbone = AutoModel.from_config(config)
     except Exception:
         backbone = AutoModel.from_config(config)
@@ -218,7 +217,8 @@ def free(device) -> int | None:
 
 
 def speed(path, spec, device, budget, warmup, steps, log=print, unit_reserve_s=20.0) -> dict:
-    """Every method x precision: train and eval figures, the ratios to fine-tuning, and the checkpointing check."""
+    """Every method x precision: train and eval figures, the ratios to fine-tuning, and the checkpointing check.
+    The random backbone is saved to `path` (save_large) when the first method fits the budget."""
     batch = make_batch(spec, device)
     train = {p: {} for p in PRECISIONS}
     evals = {p: {} for p in PRECISIONS}
@@ -230,6 +230,8 @@ def speed(path, spec, device, budget, warmup, steps, log=print, unit_reserve_s=2
                 train[p][method] = {"skipped": "time budget"}
             continue
         try:
+            if not os.path.isdir(path):
+                save_large(spec, path, device)
             model = load(
                 path,
                 device,

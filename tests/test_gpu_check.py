@@ -125,11 +125,21 @@ def test_checkpointing_and_compile_run_with_the_prefix(smoke):
     assert comp["backend"] == "aot_eager" and comp["graph_breaks"] >= 0 and comp["first_step_s"] > 0
 
 
-def test_an_exhausted_budget_skips_and_still_writes(tmp_path):
+def test_a_failing_section_and_an_exhausted_budget_still_write_a_report(tmp_path, monkeypatch, capsys):
+    import benchmarks.gpu_check as gpu_check
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(gpu_check, "correctness", broken)
     out = tmp_path / "gpu.json"
     result = main(["--smoke", "--out", str(out), "--budget-s", "0"])
     saved = json.loads(out.read_text())
-    assert saved["correctness"]["all_pass"]  # correctness always runs
+    assert saved["correctness"] == {"error": "RuntimeError: boom"}
     assert "sdpa_backends" in saved["skipped"] and "compile" in saved["skipped"]
-    assert any(s.startswith("speed/") for s in saved["skipped"])
-    assert result["compile"]["skipped"] == "time budget"
+    assert {f"speed/{p}/{m}" for p in PRECISIONS for m in METHODS} <= set(saved["skipped"])
+    assert (
+        result["compile"]["skipped"] == "time budget"
+        and not saved["targets"]["fp32_reference_equality"]["pass"]
+    )
+    assert "correctness: FAILED TO RUN: RuntimeError: boom" in capsys.readouterr().out
