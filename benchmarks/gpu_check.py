@@ -324,8 +324,10 @@ def report(result: dict, log=print) -> None:
         for p, rows in sp["train"].items():
             for m, r in rows.items():
                 ratio = sp["ratios"][p]
-                step = ratio.get(f"step_ratio_{m}_vs_finetune") if m != "finetune" else 1.0
-                mem = ratio.get(f"peak_memory_ratio_{m}_vs_finetune") if m != "finetune" else 1.0
+                step = ratio.get(f"step_ratio_{m}_vs_finetune", 1.0 if r.get("ms_median") else None)
+                mem = ratio.get(
+                    f"peak_memory_ratio_{m}_vs_finetune", 1.0 if r.get("peak_allocated_bytes") else None
+                )
                 log(
                     f"  {p} {m:8} {_f(r.get('ms_median'), '9.1f')} {_f(r.get('samples_per_s'), '9.1f')} "
                     f"{_gib(r.get('peak_allocated_bytes'))} {_f(step, '8.3f')} {_f(mem, '8.3f')} "

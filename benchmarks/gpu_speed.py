@@ -261,6 +261,7 @@ def speed(path, spec, device, budget, warmup, steps, log=print, unit_reserve_s=2
                 free(device)
                 evals[precision][eval_name] = eval_bench(model, batch, device, precision, warmup, steps)
             except Exception as err:  # e.g. out of memory: report it, keep going
+                model.zero_grad(set_to_none=True)
                 train[precision].setdefault(method, {"error": short_error(err)})
                 evals[precision].setdefault(eval_name, {"error": short_error(err)})
             free(device)
