@@ -16,16 +16,25 @@ import os
 import sys
 
 import datasets
+import torch
 import transformers
 from transformers import AutoConfig, AutoTokenizer, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
-from arguments import get_args, save_args
+from arguments import args_payload, get_args, save_args
 from model.backbones import get_backbone
 from model.ptuning import PTuningError
 from model.utils import get_model
 from tasks import DataError, get_task
 from training.data import build_collator, has_labels, limit_samples, tokenize
+from training.eval_order import length_order
+from training.run_folder import (
+    RunFolderError,
+    RunLock,
+    claim_for_training,
+    clear_previous_run,
+    refuse_training_folder_for_eval,
+    safetensors_problem,
+)
 from training.trainer import NonFiniteLossError, PTuningTrainer
 
 logger = logging.getLogger(__name__)
@@ -46,14 +55,28 @@ def main(argv: list[str] | None = None) -> dict:
     datasets.utils.logging.set_verbosity(level)
     transformers.utils.logging.set_verbosity(level)
 
-    # -- output directory: resume a killed run, refuse to write over a finished one --------------------------------
-    last_checkpoint = find_resumable_checkpoint(training_args)
+    # -- the output folder belongs to this run while it runs (a second run into it is refused) --------------------
+    with RunLock(training_args.output_dir, enabled=training_args.process_index == 0):
+        return run(model_args, data_args, training_args, qa_args)
 
-    # -- seed, task, data ------------------------------------------------------------------------------------------
-    set_seed(training_args.seed)
+
+def run(model_args, data_args, training_args, qa_args) -> dict:
+    # -- task; resume only the same run, never over another run's records -----------------------------------------
     task = get_task(data_args.task_name, data_args.dataset_name)
     if training_args.load_best_model_at_end and not training_args.metric_for_best_model_given:
         training_args.metric_for_best_model, training_args.greater_is_better = task.main_metric, True
+    last_checkpoint = None
+    if training_args.do_train:
+        last_checkpoint = claim_for_training(
+            training_args.output_dir,
+            training_args.overwrite_output_dir,
+            args_payload(model_args, data_args, training_args, qa_args),
+        )
+    else:
+        refuse_training_folder_for_eval(training_args.output_dir)
+
+    # -- seed, data ------------------------------------------------------------------------------------------------
+    set_seed(training_args.seed)
     raw = limit_samples(task.load(data_args, needed_splits(task, training_args)), data_args)
 
     # -- tokenizer, features, model --------------------------------------------------------------------------------
@@ -63,6 +86,8 @@ def main(argv: list[str] | None = None) -> dict:
     model = get_model(model_args, task.task_type, config)
     if model_args.ptuning_checkpoint:
         load_ptuning_checkpoint(model, model_args.ptuning_checkpoint)
+    collator = build_collator(task, tokenizer, data_args, training_args)
+    check_longest_examples(model, features, collator)  # P+T too long etc.: refused before anything is written
 
     # an unlabelled test split is for prediction only: no label column, no loss
     for split in task.test_splits:
@@ -71,13 +96,15 @@ def main(argv: list[str] | None = None) -> dict:
     labelled_tests = {
         s: (features[s], raw[s]) for s in task.test_splits if s in features and has_labels(features[s])
     }
+    if training_args.do_train and training_args.overwrite_output_dir and trainer_is_main(training_args):
+        clear_previous_run(training_args.output_dir)  # start afresh: no old results beside the new args.json
     trainer = PTuningTrainer(
         model=model,
         args=training_args,
         train_dataset=features.get("train"),
         eval_dataset=features.get("validation"),
         processing_class=tokenizer,
-        data_collator=build_collator(task, tokenizer, data_args, training_args),
+        data_collator=collator,
         task=task,
         data_args=data_args,
         qa_args=qa_args if task.family == "qa" else None,
@@ -94,9 +121,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     # -- train -----------------------------------------------------------------------------------------------------
     if training_args.do_train:
-        train_result = trainer.train(
-            resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint
-        )
+        try:
+            train_result = trainer.train(
+                resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint
+            )
+        except NonFiniteLossError as err:  # keep what the finished epochs showed, say exactly what to rerun
+            raise NonFiniteLossError(trainer.save_stopped_results(str(err))) from None
         trainer.save_model()  # trainable part only (prefix/prompt + head) unless fine-tuning
         metrics = {
             **train_result.metrics,
@@ -144,21 +174,23 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 # ---- helpers (each small and used once by main) ----------------------------------------------------------------
-def find_resumable_checkpoint(training_args) -> str | None:
-    """As HF examples: resume from the newest checkpoint-N; a non-empty output_dir without one is refused unless
-    --overwrite_output_dir. Checked before any data or model is loaded."""
-    out = training_args.output_dir
-    if not (training_args.do_train and os.path.isdir(out)) or training_args.overwrite_output_dir:
-        return None
-    last = get_last_checkpoint(out)
-    if last is None and os.listdir(out):
-        raise SystemExit(
-            f"error: output directory {out!r} exists and is not empty (and holds no checkpoint to "
-            "resume). Pass --overwrite_output_dir to write over it, or choose another --output_dir."
-        )
-    if last is not None:
-        logger.warning("Resuming training from %s (pass --overwrite_output_dir to start afresh).", last)
-    return last
+def trainer_is_main(training_args) -> bool:
+    return training_args.process_index == 0
+
+
+def check_longest_examples(model, features, collator) -> None:
+    """One forward pass on the longest example of each split, before anything is written: a prefix that does not
+    fit the position table (P + T) or a backbone that ignores the prefix stops the run here, not after args.json."""
+    keep = {"input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions"}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for ds in features.values():
+            if len(ds) == 0:
+                continue
+            row = ds[int(length_order(ds)[0])]
+            model(**collator([{k: v for k, v in row.items() if k in keep}]))
+    model.train(was_training)
 
 
 def needed_splits(task, training_args) -> list[str]:
@@ -227,7 +259,13 @@ def load_tokenizer(model_args, task, config):
 def load_ptuning_checkpoint(model, directory: str) -> None:
     from safetensors.torch import load_file
 
-    model.load_state_dict(load_file(os.path.join(directory, "model.safetensors")))
+    path = os.path.join(directory, "model.safetensors")
+    problem = safetensors_problem(path)
+    if problem:
+        raise PTuningError(
+            f"--ptuning_checkpoint: {path} {problem}; point it at a best_model/ folder written by run.py."
+        )
+    model.load_state_dict(load_file(path))
     logger.info("Loaded the trained %s from %s", model.method, directory)
 
 
@@ -245,5 +283,10 @@ def write_predictions(task, predictions, features, examples, data_args, qa_args,
 if __name__ == "__main__":
     try:
         main()
-    except (DataError, PTuningError, NonFiniteLossError) as err:  # user-fixable: one clear line, no traceback
+    except (
+        DataError,
+        PTuningError,
+        NonFiniteLossError,
+        RunFolderError,
+    ) as err:  # user-fixable: one clear line, no traceback
         raise SystemExit(f"error: {err}") from None

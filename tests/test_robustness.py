@@ -13,6 +13,7 @@ import pytest
 import fixtures
 import run
 from tiny import save_tiny_model
+from training.run_folder import RunFolderError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -141,7 +142,7 @@ def test_non_empty_output_dir_is_refused_before_any_work(tiny_bert, rte_dir, tmp
     out = tmp_path / "used"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    with pytest.raises(SystemExit, match="exists and is not empty"):
+    with pytest.raises(RunFolderError, match="exists and is not empty"):
         run.main(argv_for(tiny_bert, rte_dir, str(out)))
     assert os.listdir(out) == ["notes.txt"] and (out / "notes.txt").read_text() == "keep me"
 
@@ -150,7 +151,10 @@ def test_non_finite_loss_stops_with_a_clear_message_and_no_results(tiny_bert, rt
     from training.trainer import NonFiniteLossError
 
     out = str(tmp_path / "nan")
-    with pytest.raises(NonFiniteLossError, match="training loss became nan.*Lower --learning_rate"):
+    with pytest.raises(
+        NonFiniteLossError,
+        match="training loss became nan.*--overwrite_output_dir and a lower --learning_rate",
+    ):
         run.main(
             argv_for(
                 tiny_bert,

@@ -79,11 +79,45 @@ class PTuningTrainer(Trainer):
         loss = result[0] if return_outputs else result
         if model.training and not torch.isfinite(loss.detach()).all():
             raise NonFiniteLossError(
-                f"the training loss became {loss.item()} at step {self.state.global_step}: stopping before any "
-                "result is written. Lower --learning_rate, disable --fp16, or check the data for broken labels; "
-                "the last saved checkpoint (if any) is intact."
+                f"the training loss became {loss.item()} at step {self.state.global_step + 1} "
+                f"(epoch {math.floor(self.state.epoch or 0) + 1})"
             )
         return result
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        """Warn (once per epoch) when the training loss explodes without becoming NaN: Adam and gradient clipping can
+        keep a diverged run finite, at losses far above where it started."""
+        loss = logs.get("loss")
+        if loss is not None:
+            self._first_loss = getattr(self, "_first_loss", None) or loss
+            epoch = math.floor(self.state.epoch or 0) + 1
+            if loss > 10 * max(self._first_loss, 1.0) and getattr(self, "_warned_epoch", None) != epoch:
+                self._warned_epoch = epoch
+                logger.warning(
+                    "the training loss is %.4g at epoch %d, %.0fx its first logged value (%.4g): the run is diverging; "
+                    "consider a lower --learning_rate.",
+                    loss, epoch, loss / self._first_loss, self._first_loss,
+                )  # fmt: skip
+        super().log(logs, *args, **kwargs)
+
+    def save_stopped_results(self, reason: str) -> str:
+        """After a non-finite loss: best_results.json of the epochs that finished (marked "stopped"), with the test
+        sets scored at the best of them; returns the message that says exactly what to rerun."""
+        kept = ""
+        if self.test_sets and not self.test_at_each_best and self.state.log_history:
+            self._score_tests_at_best()
+        best = self.best_results()
+        if best and self.is_world_process_zero():
+            best["stopped"] = f"{reason}; these are the best of the epochs before it"
+            self.save_metrics("best", best, combined=False)
+            kept = f" The epochs before it are kept: best_results.json (marked stopped, best epoch {best['best_epoch']})."
+        lr = self.args.learning_rate
+        return (
+            f"{reason}: training stopped.{kept} To retry, rerun the same command with --overwrite_output_dir and a "
+            f"lower --learning_rate (e.g. --learning_rate {lr / 10:g}); resuming without --overwrite_output_dir would "
+            "restore a checkpoint saved on the way to the divergence, with its optimizer state and the old learning "
+            "rate. If the loss is NaN from the first steps, check the data for broken labels, or disable --fp16."
+        )
 
     # -- training: track the best epoch, score the test sets with its state ----------------------------------------
     def train(self, *args, **kwargs):
@@ -109,7 +143,13 @@ class PTuningTrainer(Trainer):
             return  # no dev score, or already scored (a resumed run that finished its deferred scoring)
         best_state = self._best_state if self._best_state_step == best["step"] else None
         if best_state is None:  # the best epoch came before a resume: its state is on disk
-            best_state = load_file(os.path.join(self.args.output_dir, "best_model", "model.safetensors"))
+            path = os.path.join(self.args.output_dir, "best_model", "model.safetensors")
+            if not os.path.exists(path):
+                logger.warning(
+                    "the best epoch's state is neither in memory nor at %s: test sets not scored", path
+                )
+                return
+            best_state = load_file(path)
         model = self.model
         final_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         model.load_state_dict(best_state)

@@ -1,0 +1,229 @@
+"""A run folder belongs to one run: fault injection for each way it used to get mixed up or lost (concurrent runs,
+a rerun with other flags, an eval-only run into a training folder, --overwrite_output_dir over a finished run, a
+refused run that wrote args.json, a damaged newest checkpoint, a garbage --ptuning_checkpoint, a NaN stop)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import fixtures
+import run
+from model.ptuning import PTuningError
+from tiny import save_tiny_model
+from training import run_folder
+from training.run_folder import RunFolderError, RunLock
+from training.trainer import NonFiniteLossError, PTuningTrainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return save_tiny_model(str(tmp_path_factory.mktemp("tiny-bert")), "bert")
+
+
+@pytest.fixture(scope="module")
+def rte_dir(tmp_path_factory):
+    return fixtures.superglue_rte(str(tmp_path_factory.mktemp("rte")), n_train=24, n_val=8)
+
+
+def argv(model, data, out, *extra):
+    return [
+        "--model_name_or_path", model, "--task_name", "superglue", "--dataset_name", "rte", "--data_dir", data,
+        "--output_dir", out, "--do_train", "--do_eval", "--prefix", "--pre_seq_len", "4",
+        "--per_device_train_batch_size", "4", "--num_train_epochs", "3", "--eval_strategy", "epoch",
+        "--save_strategy", "epoch", "--report_to", "none", "--disable_tqdm", "true", "--learning_rate", "5e-2",
+        "--max_seq_length", "32", "--seed", "3", *extra,
+    ]  # fmt: skip
+
+
+def read(out, name="best_results.json"):
+    with open(os.path.join(out, name)) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_bert, rte_dir, tmp_path_factory):
+    """A finished 3-epoch run (checkpoints 6, 12, 18), copied afresh by each test that damages it."""
+    out = str(tmp_path_factory.mktemp("finished") / "run")
+    run.main(argv(tiny_bert, rte_dir, out))
+    return out
+
+
+def copy_of(finished, tmp_path):
+    import shutil
+
+    out = str(tmp_path / "run")
+    shutil.copytree(finished, out)
+    return out
+
+
+def test_a_second_run_into_a_locked_folder_is_refused_naming_the_holder(tiny_bert, rte_dir, tmp_path):
+    out = str(tmp_path / "busy")
+    with RunLock(out):  # another run holds the folder
+        with pytest.raises(RunFolderError, match=rf"in use by another run \(pid {os.getpid()} on "):
+            run.main(argv(tiny_bert, rte_dir, out))
+        assert os.listdir(out) == [".run.lock"]  # nothing of the refused run was written
+
+
+def test_the_lock_dies_with_its_process(tmp_path):
+    out = str(tmp_path / "killed")
+    code = f"import sys, os; sys.path.insert(0, {ROOT!r}); from training.run_folder import RunLock; RunLock({out!r}).acquire(); os._exit(0)"  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert os.path.exists(os.path.join(out, ".run.lock"))  # left behind by a process that died holding it
+    with RunLock(out):  # ... and free to take
+        pass
+    assert not os.path.exists(os.path.join(out, ".run.lock"))
+
+
+def test_rerunning_a_finished_folder_with_other_flags_is_refused(finished, tiny_bert, rte_dir, tmp_path):
+    out = copy_of(finished, tmp_path)
+    before_args, before_best = read(out, "args.json"), read(out)
+    with pytest.raises(RunFolderError) as err:
+        run.main(argv(tiny_bert, rte_dir, out, "--learning_rate", "0.5", "--seed", "7"))
+    message = str(err.value)
+    assert (
+        "--learning_rate: 0.05 (recorded) vs 0.5 (now)" in message
+        and "--seed: 3 (recorded) vs 7 (now)" in message
+    )
+    assert "another --output_dir" in message and "--overwrite_output_dir" in message
+    assert read(out, "args.json") == before_args and read(out) == before_best
+
+
+def test_rerunning_with_the_same_flags_resumes(finished, tiny_bert, rte_dir, tmp_path):
+    out = copy_of(finished, tmp_path)
+    best = read(out)
+    run.main(argv(tiny_bert, rte_dir, out, "--logging_steps", "3"))  # logging does not change results
+    assert read(out) == best
+
+
+def test_an_eval_only_run_never_rewrites_a_training_folder(finished, tiny_bert, rte_dir, tmp_path):
+    out = copy_of(finished, tmp_path)
+    before = {name: open(os.path.join(out, name)).read() for name in ("args.json", "best_results.json", "eval_results.json")}  # fmt: skip
+    eval_only = [a for a in argv(tiny_bert, rte_dir, out) if a != "--do_train"]
+    with pytest.raises(RunFolderError, match="holds a training run.*another --output_dir"):
+        run.main([*eval_only, "--ptuning_checkpoint", os.path.join(out, "best_model")])
+    assert {name: open(os.path.join(out, name)).read() for name in before} == before
+    # into its own folder it works, and reproduces the training run's best dev score
+    eval_out = str(tmp_path / "eval")
+    results = run.main(
+        [*eval_only, "--ptuning_checkpoint", os.path.join(out, "best_model"), "--output_dir", eval_out]
+    )
+    assert results["eval_accuracy"] == read(out)["best_eval_accuracy"]
+
+
+def test_overwrite_output_dir_removes_the_previous_run_and_keeps_other_files(
+    finished, tiny_bert, rte_dir, tmp_path
+):
+    out = copy_of(finished, tmp_path)
+    with open(os.path.join(out, "notes.txt"), "w") as f:
+        f.write("keep me")
+    run.main(argv(tiny_bert, rte_dir, out, "--overwrite_output_dir", "--save_strategy", "no", "--eval_strategy", "no",
+                  "--learning_rate", "0.5", "--num_train_epochs", "1"))  # fmt: skip
+    left = sorted(os.listdir(out))
+    assert "notes.txt" in left and "best_results.json" not in left and "best_model" not in left
+    assert not [e for e in left if e.startswith("checkpoint-")] and "eval_results.json" in left
+    assert read(out, "args.json")["training_args"]["learning_rate"] == 0.5
+
+
+def test_a_refused_prefix_length_writes_nothing_so_the_corrected_rerun_runs(tiny_bert, rte_dir, tmp_path):
+    out = str(tmp_path / "too-long")
+    with pytest.raises(PTuningError, match="exceeds the 512 positions"):
+        run.main(argv(tiny_bert, rte_dir, out, "--pre_seq_len", "500", "--num_train_epochs", "1"))
+    assert not os.path.exists(out) or os.listdir(out) == []
+    run.main(argv(tiny_bert, rte_dir, out, "--pre_seq_len", "8", "--num_train_epochs", "1"))
+    assert os.path.exists(os.path.join(out, "best_results.json"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "half_written"])
+def test_resume_skips_a_damaged_newest_checkpoint(finished, tiny_bert, rte_dir, tmp_path, caplog, damage):
+    out = copy_of(finished, tmp_path)
+    reference = read(out)
+    for name in ("best_results.json", "all_results.json", "train_results.json", "eval_results.json"):
+        os.remove(os.path.join(out, name))  # as if killed during the last save
+    newest = os.path.join(out, "checkpoint-18")
+    if damage == "truncated":
+        path = os.path.join(newest, "model.safetensors")
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
+    else:
+        os.remove(os.path.join(newest, "trainer_state.json"))
+    with caplog.at_level("WARNING"):
+        run.main(argv(tiny_bert, rte_dir, out))
+    assert f"Skipping the damaged checkpoint {newest}" in caplog.text
+    assert "Resuming training from " + os.path.join(out, "checkpoint-12") in caplog.text
+    assert read(out) == reference  # the same result as the uninterrupted run
+
+
+def test_a_garbage_ptuning_checkpoint_is_one_error_naming_the_file(finished, tiny_bert, rte_dir, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.safetensors").write_bytes(os.urandom(5000))
+    eval_only = [a for a in argv(tiny_bert, rte_dir, str(tmp_path / "eval")) if a != "--do_train"]
+    with pytest.raises(PTuningError, match=rf"{bad / 'model.safetensors'} is (truncated|not a readable)"):
+        run.main([*eval_only, "--ptuning_checkpoint", str(bad)])
+
+
+def test_a_nan_stop_keeps_the_finished_epochs_and_the_advised_rerun_recovers(
+    tiny_bert, rte_dir, tmp_path, monkeypatch
+):
+    out = str(tmp_path / "nan")
+    compute_loss = PTuningTrainer.compute_loss
+    monkeypatch.setattr(PTuningTrainer, "compute_loss", _nan_after(compute_loss, step=8))
+    with pytest.raises(NonFiniteLossError) as err:
+        run.main(argv(tiny_bert, rte_dir, out))
+    message = str(err.value)
+    assert "became nan at step 9 (epoch 2)" in message
+    assert "rerun the same command with --overwrite_output_dir and a lower --learning_rate (e.g. --learning_rate 0.005)" in message  # fmt: skip
+    stopped = read(out)
+    assert stopped["best_epoch"] == 0 and "stopped" in stopped and "best_eval_accuracy" in stopped
+    monkeypatch.setattr(PTuningTrainer, "compute_loss", compute_loss)
+    run.main(argv(tiny_bert, rte_dir, out, "--overwrite_output_dir", "--learning_rate", "0.005"))
+    assert "stopped" not in read(out) and read(out, "args.json")["training_args"]["learning_rate"] == 0.005
+
+
+def _nan_after(compute_loss, step):
+    def patched(self, model, inputs, return_outputs=False, **kwargs):
+        if model.training and self.state.global_step >= step:
+            inputs = dict(inputs)
+            model_forward = model.forward
+
+            def nan_forward(*a, **k):
+                output = model_forward(*a, **k)
+                output.loss = output.loss * float("nan")
+                return output
+
+            model.forward = nan_forward
+            try:
+                return compute_loss(self, model, inputs, return_outputs=return_outputs, **kwargs)
+            finally:
+                del model.forward
+        return compute_loss(self, model, inputs, return_outputs=return_outputs, **kwargs)
+
+    return patched
+
+
+def test_identity_ignores_what_does_not_change_results():
+    recorded = {
+        "model_args": {"pre_seq_len": 4},
+        "training_args": {"learning_rate": 0.01, "logging_steps": 5},
+    }
+    same = {"model_args": {"pre_seq_len": 4}, "training_args": {"learning_rate": 0.01, "logging_steps": 50}}
+    other = {"model_args": {"pre_seq_len": 8}, "training_args": {"learning_rate": 0.01, "logging_steps": 5}}
+    assert run_folder.identity_differences(recorded, same) == []
+    assert run_folder.identity_differences(recorded, other) == ["--pre_seq_len: 4 (recorded) vs 8 (now)"]
+
+
+def test_safetensors_problem_reads_header_and_length(tmp_path):
+    from safetensors.torch import save_file
+
+    path = str(tmp_path / "ok.safetensors")
+    save_file({"w": torch.ones(100)}, path)
+    assert run_folder.safetensors_problem(path) is None
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) - 10)
+    assert run_folder.safetensors_problem(path) == "is truncated"

@@ -1,0 +1,248 @@
+"""A run folder belongs to one run: a lock for the life of the run, resume only with the same arguments, an intact
+checkpoint to resume from, --overwrite_output_dir that really starts afresh, and eval-only runs that leave a training
+run's records alone. search.py and every sweep trust what a folder says about itself; this module keeps it true.
+
+Everything here only reads the folder, except `RunLock` (its lock file) and `clear_previous_run` (after every check
+that can refuse the run has passed).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import time
+import zipfile
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = ".run.lock"
+# What run.py and the HF Trainer write into --output_dir: removed by --overwrite_output_dir, nothing else is.
+RUN_OUTPUTS = (
+    "args.json", "*_results.json", "predict_results_*.jsonl", "trainer_state.json", "training_args.bin",
+    "model.safetensors", "config.json", "tokenizer*.json", "special_tokens_map.json", "vocab.*", "merges.txt",
+    "spm.model", "sentencepiece.bpe.model", "added_tokens.json", "checkpoint-*", "best_model", "runs",
+)  # fmt: skip
+# Arguments that do not change what a run computes: they may differ between a run and its resumption.
+NOT_IDENTITY = {
+    "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "logging_dir", "logging_steps",
+    "logging_strategy", "logging_first_step", "report_to", "disable_tqdm", "run_name", "save_strategy",
+    "save_steps", "save_total_limit", "do_eval", "do_predict", "per_device_eval_batch_size", "eval_batch_size",
+    "eval_test_every_epoch", "group_eval_by_length", "dataloader_num_workers", "cache_dir", "overwrite_cache",
+    "preprocessing_num_workers", "max_predict_samples", "test_file", "eval_accumulation_steps", "log_level",
+    "log_level_replica", "push_to_hub", "hub_model_id", "hub_token", "local_rank", "ddp_backend",
+    "dataloader_pin_memory", "dataloader_persistent_workers", "dataloader_prefetch_factor",
+    "eval_on_start", "include_num_input_tokens_seen", "ptuning_checkpoint",
+}  # fmt: skip
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+class RunFolderError(RuntimeError):
+    """The output folder cannot take this run; the message names why and the fixes."""
+
+
+class RunLock:
+    """An exclusive lock on <output_dir>/.run.lock for the life of a run (fcntl.flock: released by the OS if the
+    process dies, so a killed run never blocks its own resumption). A second run into the folder is refused at once,
+    naming the holder."""
+
+    def __init__(self, output_dir: str, enabled: bool = True):
+        self.path = os.path.join(output_dir, LOCK_NAME)
+        self.enabled, self._file = enabled, None  # only the main process of a distributed run locks
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> RunLock:
+        import fcntl
+
+        if not self.enabled:
+            return self
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunFolderError(
+                f"{os.path.dirname(self.path)!r} is in use by another run ({holder}); wait for it to finish or "
+                "choose another --output_dir."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+        )
+        handle.flush()
+        self._file = handle
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            os.remove(self.path)  # while still holding it: a waiting run then finds a fresh file
+            self._file.close()
+            self._file = None
+
+
+def _entries(output_dir: str) -> list[str]:
+    return sorted(e for e in os.listdir(output_dir) if e != LOCK_NAME) if os.path.isdir(output_dir) else []
+
+
+def _is_run_output(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in RUN_OUTPUTS)
+
+
+def read_args(output_dir: str) -> dict | None:
+    try:
+        with open(os.path.join(output_dir, "args.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def identity(payload: dict) -> dict:
+    """The result-changing arguments of an args.json payload, flattened to {flag: value}."""
+    flat = {}
+    for group in payload.values():
+        for key, value in group.items():
+            if key not in NOT_IDENTITY:
+                flat[key] = value
+    return flat
+
+
+def identity_differences(recorded: dict, current: dict) -> list[str]:
+    """['--learning_rate: 0.01 (recorded) vs 0.5 (now)', ...] over the result-changing arguments."""
+    old, new = identity(recorded), identity(json.loads(json.dumps(current, default=str)))
+    return [
+        f"--{key}: {old.get(key)!r} (recorded) vs {new.get(key)!r} (now)"
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
+
+
+def checkpoint_problem(path: str) -> str | None:
+    """Why a checkpoint-N folder cannot be resumed from (None when it looks intact): a kill during saving leaves it
+    without trainer_state.json, a truncated copy leaves a safetensors file whose header or data is cut."""
+    state = os.path.join(path, "trainer_state.json")
+    try:
+        with open(state) as f:
+            json.load(f)
+    except (OSError, ValueError) as err:
+        return f"trainer_state.json unreadable ({type(err).__name__})"
+    weights = os.path.join(path, "model.safetensors")
+    if not os.path.exists(weights):
+        return "no model.safetensors"
+    problem = safetensors_problem(weights)
+    if problem:
+        return f"model.safetensors {problem}"
+    for name in (
+        "optimizer.pt",
+        "scheduler.pt",
+    ):  # torch.save files are zip archives: check every member's CRC
+        file = os.path.join(path, name)
+        if os.path.exists(file):
+            try:
+                with zipfile.ZipFile(file) as archive:
+                    if archive.testzip() is not None:
+                        return f"{name} is damaged"
+            except (zipfile.BadZipFile, OSError):
+                return f"{name} is damaged"
+    return None
+
+
+def safetensors_problem(path: str) -> str | None:
+    """None when the file's header parses and its data is all there; else what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+            size = os.path.getsize(path)
+            if header_len <= 0 or 8 + header_len > size:
+                return "is truncated or not a safetensors file"
+            header = json.loads(f.read(header_len))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        if 8 + header_len + max(ends, default=0) > size:
+            return "is truncated"
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return "is not a readable safetensors file"
+    return None
+
+
+def newest_intact_checkpoint(output_dir: str) -> str | None:
+    """The newest checkpoint-N that can be resumed from; damaged newer ones are skipped with a warning."""
+    steps = sorted(
+        (int(m.group(1)), e) for e in _entries(output_dir) if (m := _CHECKPOINT.match(e)) and os.path.isdir(
+            os.path.join(output_dir, e))
+    )  # fmt: skip
+    for _, name in reversed(steps):
+        path = os.path.join(output_dir, name)
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        logger.warning("Skipping the damaged checkpoint %s: %s; resuming from an older one.", path, problem)
+    return None
+
+
+def claim_for_training(output_dir: str, overwrite: bool, current_args: dict) -> str | None:
+    """Check that this training run may use `output_dir`; returns the checkpoint to resume from (or None).
+
+    Refuses (RunFolderError) a folder with other files and no checkpoint, and a resume whose recorded arguments
+    differ from this run's. A folder holding only a never-started run's args.json counts as empty."""
+    entries = _entries(output_dir)
+    if overwrite or not entries or entries == ["args.json"]:
+        return None
+    last = newest_intact_checkpoint(output_dir)
+    fixes = "choose another --output_dir, or pass --overwrite_output_dir to discard the previous run"
+    if last is None:
+        raise RunFolderError(
+            f"output directory {output_dir!r} exists and is not empty, and holds no intact checkpoint to resume "
+            f"({', '.join(entries[:6])}"
+            f"{' …' if len(entries) > 6 else ''}): {fixes}."
+        )
+    recorded = read_args(output_dir)
+    if recorded is None:
+        raise RunFolderError(
+            f"{output_dir!r} holds checkpoints but no readable args.json to check them against: {fixes}."
+        )
+    differences = identity_differences(recorded, current_args)
+    if differences:
+        raise RunFolderError(
+            f"{output_dir!r} holds a run with other arguments, so resuming it would mix two runs: "
+            f"{'; '.join(differences)}. {fixes[0].upper()}{fixes[1:]}."
+        )
+    logger.warning("Resuming training from %s (pass --overwrite_output_dir to start afresh).", last)
+    return last
+
+
+def refuse_training_folder_for_eval(output_dir: str) -> None:
+    """An eval/predict-only run must not overwrite a training run's records (args.json, results)."""
+    recorded = read_args(output_dir)
+    trained = recorded is not None and recorded.get("training_args", {}).get("do_train")
+    if trained or os.path.exists(os.path.join(output_dir, "best_results.json")):
+        raise RunFolderError(
+            f"{output_dir!r} holds a training run; an evaluation/prediction-only run would overwrite its args.json "
+            f"and results. Pass another --output_dir (e.g. {os.path.join(output_dir, 'eval')!r})."
+        )
+
+
+def clear_previous_run(output_dir: str) -> list[str]:
+    """--overwrite_output_dir: remove what an earlier run wrote (results, checkpoints, best model); files this
+    project did not write are kept, and a folder without a run's args.json is left alone (it may be a model folder).
+    Returns the removed names."""
+    if read_args(output_dir) is None:  # not a folder this project wrote a run into: touch nothing
+        return []
+    removed = [e for e in _entries(output_dir) if _is_run_output(e)]
+    for name in removed:
+        path = os.path.join(output_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    if removed:
+        logger.warning("--overwrite_output_dir: removed the previous run's %s", ", ".join(removed))
+    return removed
