@@ -191,6 +191,7 @@ def run_cells(order, runs: str, model: str, best=None, env=None, in_process: boo
             continue
         if done is not None:
             print(f"[tta] {dataset} {variant} seed {seed}: flags changed, running afresh", flush=True)
+            os.remove(os.path.join(out, "cell.json"))  # the report must not mix the old flags' records in
         print(f"[tta] {dataset} {variant} seed {seed} ...", flush=True)
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "options.txt"), "w") as f:  # the variant's own flags, for the report
