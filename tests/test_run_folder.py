@@ -227,3 +227,12 @@ def test_safetensors_problem_reads_header_and_length(tmp_path):
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) - 10)
     assert run_folder.safetensors_problem(path) == "is truncated"
+
+
+def test_a_loss_that_explodes_without_nan_is_warned_about_with_its_epoch(
+    tiny_bert, rte_dir, tmp_path, caplog
+):
+    with caplog.at_level("WARNING"):
+        run.main(argv(tiny_bert, rte_dir, str(tmp_path / "boom"), "--learning_rate", "1e6", "--logging_steps", "2",
+                      "--num_train_epochs", "2", "--save_strategy", "no"))  # fmt: skip
+    assert "the run is diverging" in caplog.text and "at epoch 1," in caplog.text

@@ -62,6 +62,7 @@ class PTuningTrainer(Trainer):
             self._keep_best_in_memory or self.args.save_strategy != "no"
         )
         self._best_state, self._best_state_step = None, None  # CPU copy of the best epoch's state_dict
+        self._first_loss, self._warned_epoch = None, None  # the exploding-loss warning
         self._training = False
 
     # -- schedule --------------------------------------------------------------------------------------------------
@@ -77,6 +78,10 @@ class PTuningTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
         result = super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
         loss = result[0] if return_outputs else result
+        if model.training and self._first_loss is None:
+            self._first_loss = (
+                loss.detach().float().item()
+            )  # before any update: what "exploding" is measured against
         if model.training and not torch.isfinite(loss.detach()).all():
             raise NonFiniteLossError(
                 f"the training loss became {loss.item()} at step {self.state.global_step + 1} "
@@ -88,13 +93,12 @@ class PTuningTrainer(Trainer):
         """Warn (once per epoch) when the training loss explodes without becoming NaN: Adam and gradient clipping can
         keep a diverged run finite, at losses far above where it started."""
         loss = logs.get("loss")
-        if loss is not None:
-            self._first_loss = getattr(self, "_first_loss", None) or loss
+        if loss is not None and self._first_loss is not None:
             epoch = math.floor(self.state.epoch or 0) + 1
-            if loss > 10 * max(self._first_loss, 1.0) and getattr(self, "_warned_epoch", None) != epoch:
+            if loss > 10 * max(self._first_loss, 1.0) and self._warned_epoch != epoch:
                 self._warned_epoch = epoch
                 logger.warning(
-                    "the training loss is %.4g at epoch %d, %.0fx its first logged value (%.4g): the run is diverging; "
+                    "the training loss is %.4g at epoch %d, %.0fx its first value (%.4g): the run is diverging; "
                     "consider a lower --learning_rate.",
                     loss, epoch, loss / self._first_loss, self._first_loss,
                 )  # fmt: skip
