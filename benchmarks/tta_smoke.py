@@ -12,8 +12,9 @@ import os
 import random
 import tempfile
 
-import time_to_accuracy as tta
-import tta_report
+from benchmarks import time_to_accuracy as tta
+from benchmarks import tta_report
+from benchmarks.paths import minilm_path
 
 WORDS = {"B-PER": ["Anna", "Peter", "Maria"], "B-LOC": ["Paris", "Berlin", "Rome"],
          "B-ORG": ["Reuters", "Siemens"], "O": ["visited", "met", "in", "the", "said", "today", "a", "report"]}  # fmt: skip
@@ -39,7 +40,7 @@ def write_model(path: str) -> str:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    tokenizer = AutoTokenizer.from_pretrained(tta.minilm_path())
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
     tokenizer.save_pretrained(path)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import logging
-from enum import Enum
 
 from transformers import AutoModel
 
 from model.backbones import get_backbone
 from model.prefix_encoder import init_prompt
+from tasks.task_type import TaskType  # the head kind lives with the tasks; re-exported here
 
 logger = logging.getLogger(__name__)
-
-
-class TaskType(Enum):
-    TOKEN_CLASSIFICATION = 1
-    SEQUENCE_CLASSIFICATION = 2
-    QUESTION_ANSWERING = 3
-    MULTIPLE_CHOICE = 4
 
 
 def head_class(task_type: TaskType):

