@@ -7,12 +7,14 @@ Run (from the repository root, one CUDA GPU; no downloads: every model is random
 Sections, in order, each written to the JSON as soon as it is done (a run killed at the limit keeps what it did):
   1. correctness (benchmarks/gpu_reference.py): hand-written references vs the model built by get_model, BERT,
      RoBERTa and DeBERTa-v2, eager and SDPA, positions shifted and not, a padded row; fp32 and bf16 autocast.
-  2. sdpa_backends: which SDPA kernel the dispatcher picks with the prefix mask and without, and which run alone.
+  2. sdpa_backends (benchmarks/gpu_sdpa.py): which SDPA kernel the dispatcher picks with the prefix mask and
+     without, and which run alone.
   3. speed (benchmarks/gpu_speed.py): roberta-large size (24 x 1024, 16 heads, FFN 4096), B=32, T=128, P=128 as
      run_script/run_rte_roberta.sh; fine-tuning / P-tuning v2 / prompt tuning x fp32 / bf16 / fp16+GradScaler:
      ms per train step, samples/s, peak memory, ratios to fine-tuning, eval throughput vs the frozen backbone;
      then one P-tuning v2 step with gradient checkpointing.
-  4. compile: torch.compile of the P-tuning v2 model (4 layers of the same width), in a subprocess with a timeout.
+  4. compile (benchmarks/gpu_compile.py): torch.compile of the P-tuning v2 model (4 layers of the same width), in a
+     subprocess with a timeout.
 A global budget (--budget-s, counted from start) skips what would not fit and records it as skipped.
 """
 
@@ -24,8 +26,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,8 +40,10 @@ START = time.monotonic()  # the command line counts its imports in the budget to
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from benchmarks.gpu_reference import correctness, load, sdpa_probe, short_error  # noqa: E402
-from benchmarks.gpu_speed import LARGE, SMOKE, SpeedSpec, make_batch, speed, sync  # noqa: E402
+from benchmarks.gpu_compile import compile_check, compile_worker  # noqa: E402
+from benchmarks.gpu_reference import correctness, short_error  # noqa: E402
+from benchmarks.gpu_sdpa import sdpa_probe  # noqa: E402
+from benchmarks.gpu_speed import LARGE, SMOKE, speed  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "gpu.json")
 MEMORY_TARGET = 0.5  # P-tuning v2 peak memory <= 0.5 x fine-tuning's, roberta-large size, bf16
@@ -97,89 +99,6 @@ def environment(device) -> dict:
     return info
 
 
-# -- torch.compile, in a child process so a hang or a crash costs only its timeout ----------------------------------
-def compile_check(path: str, spec: SpeedSpec, device, backend: str, budget: Budget, min_s: float) -> dict:
-    layers = min(4, spec.layers)
-    timeout = min(budget.left() - 10, 180)
-    record = {"backend": backend, "layers": layers, "precision": "bf16"}
-    if timeout < min_s:
-        return {**record, "pass": None, "skipped": "time budget"}
-    if not os.path.isdir(path):
-        return {**record, "pass": None, "skipped": "no saved backbone (the speed section did not run)"}
-    request = {
-        "path": path,
-        "spec": spec.__dict__,
-        "device": str(device),
-        "backend": backend,
-        "layers": layers,
-        "threads": torch.get_num_threads(),
-    }
-    cmd = [sys.executable, os.path.abspath(__file__), "--compile-worker", json.dumps(request)]
-    t0 = time.monotonic()
-    # a session of its own, so that a timeout also ends the compile workers inductor starts
-    child = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        stdout, stderr = child.communicate(timeout=timeout)
-        lines = stdout.strip().splitlines()
-        result = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
-        if result is None:
-            tail = (stderr or stdout).strip().splitlines()[-3:]
-            result = {"pass": False, "error": f"exit {child.returncode}: " + " | ".join(tail)[-600:]}
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.communicate()
-        result = {"pass": False, "error": f"timeout after {timeout:.0f} s"}
-    return {**record, **result, "wall_s": time.monotonic() - t0}
-
-
-def compile_worker(request: str) -> None:
-    """Child: eager steps, then torch.compile(model) steps of a P-tuning v2 model; prints one JSON line."""
-    req = json.loads(request)
-    device, spec = torch.device(req["device"]), SpeedSpec(**req["spec"])
-    torch.set_num_threads(req["threads"])
-    out: dict = {"pass": False}
-    try:
-        from torch._dynamo.utils import counters
-
-        from benchmarks.gpu_speed import make_train_step, timed
-
-        model = load(
-            req["path"],
-            device,
-            attn="sdpa",
-            dropout=0.1,
-            scale_prefix=False,
-            pre_seq_len=spec.pre_seq_len,
-            config_kw={"num_hidden_layers": req["layers"]},
-        ).train()
-        batch = make_batch(spec, device)
-        step, *_ = make_train_step(model, batch, device, "bf16")
-        out["eager_ms_median"] = timed(step, device, 1, 3)["ms_median"]
-        compiled = torch.compile(model, backend=req["backend"])
-        step, _, _, last = make_train_step(compiled, batch, device, "bf16")
-        t0 = time.perf_counter()
-        step()
-        sync(device)
-        out["first_step_s"] = time.perf_counter() - t0  # tracing + compiling + one step
-        out["compiled_ms_median"] = timed(step, device, 1, 3)["ms_median"]
-        out["speedup_vs_eager"] = out["eager_ms_median"] / out["compiled_ms_median"]
-        breaks = counters.get("graph_break", {})
-        out["graph_breaks"] = int(sum(breaks.values()))
-        out["graphs_compiled"] = int(
-            counters.get("stats", {}).get("unique_graphs", 0)
-        )  # > 1: a break or recompile
-        out["graph_break_reasons"] = [
-            str(k)[:200] for k, _ in sorted(breaks.items(), key=lambda kv: -kv[1])[:3]
-        ]
-        out["loss"] = float(last["loss"])
-        out["pass"] = bool(torch.isfinite(last["loss"]).item())
-    except Exception as err:
-        out["error"] = short_error(err, 600)
-    print(json.dumps(out))
-
-
 # -- the run --------------------------------------------------------------------------------------------------------
 def targets(result: dict) -> dict:
     corr = result.get("correctness", {})
@@ -228,9 +147,8 @@ def run(smoke: bool, out: str, budget_s: float, warmup: int, steps: int, started
         "skipped": [],
     }
     root = tempfile.mkdtemp(prefix="gpu-check-")
-    path = os.path.join(
-        root, "large"
-    )  # the speed model's random backbone, saved by speed() when it is reached
+    # the speed model's random backbone, saved by speed() when it is reached
+    path = os.path.join(root, "large")
 
     def section(name: str, title: str, fn) -> None:
         """Run one section; an exception is recorded as its result (the script never stops half-way)."""
@@ -263,9 +181,8 @@ def run(smoke: bool, out: str, budget_s: float, warmup: int, steps: int, started
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    result["environment"]["numerics_at_end"] = environment(device)[
-        "numerics"
-    ]  # nothing above may change them
+    # nothing above may change them
+    result["environment"]["numerics_at_end"] = environment(device)["numerics"]
     result["skipped"] += _skipped(result)
     result["targets"] = targets(result)
     write(result, out, budget)

@@ -64,6 +64,7 @@ def save_large(spec: SpeedSpec, path: str, device) -> str:
     """The random backbone of `spec`, saved once so every method loads the same weights through get_model."""
     from transformers import AutoModel, RobertaConfig
 
+    # roberta-large's config.json, dropout 0.1
     config = RobertaConfig(
         vocab_size=spec.vocab,
         hidden_size=spec.hidden,
@@ -77,7 +78,7 @@ def save_large(spec: SpeedSpec, path: str, device) -> str:
         bos_token_id=0,
         eos_token_id=2,
         num_labels=spec.num_labels,
-    )  # roberta-large's config.json, dropout 0.1
+    )
     torch.manual_seed(0)
     try:  # random init on the GPU: seconds instead of a CPU init of 355 M parameters
         with torch.device(device):
