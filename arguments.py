@@ -1,6 +1,8 @@
 """Command-line arguments: the original's three dataclasses (+ HF TrainingArguments), with help on every field.
 
-`get_args()` returns (model_args, data_args, training_args, qa_args) as the original did. Old spellings that
+`get_args()` returns (model_args, data_args, training_args, *family_args) — the three standard dataclasses, then one
+per family that owns arguments (tasks.registry.family_arguments(); today QA's, so the original's
+(model_args, data_args, training_args, qa_args)). Old spellings that
 transformers removed (`--evaluation_strategy`) are translated with a warning. `save_args()` writes the resolved
 arguments into the output directory, where search.py reads the hyper-parameters of each run.
 """
@@ -17,11 +19,10 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
 
-logger = logging.getLogger(__name__)
+from tasks.qa import QuestionAnsweringArguments  # noqa: F401  (re-exported: the original's import path)
+from tasks.registry import FAMILIES, family_arguments, get_task
 
-FAMILIES = ("superglue", "glue", "ner", "srl", "qa")  # must equal tasks.registry.FAMILIES (checked in a test)
-# --max_seq_length when not given: QA's windows need room for question + context + --doc_stride (HF run_qa: 384).
-DEFAULT_MAX_SEQ_LENGTH = {"qa": 384}
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -192,29 +193,18 @@ class DataTrainingArguments:
     template_id: int = field(default=0, metadata={"help": "Input template for WiC/WSC (0 or 1, see README)."})
 
     def __post_init__(self):
-        if self.task_name not in FAMILIES:
-            raise ValueError(f"unknown --task_name {self.task_name!r}; choose one of: {', '.join(FAMILIES)}")
-        from tasks.registry import dataset_names  # the registry is the one list of datasets
-
-        choices = dataset_names(self.task_name)
-        if self.dataset_name not in choices:
-            raise ValueError(
-                f"unknown --dataset_name {self.dataset_name!r} for --task_name {self.task_name}; choose one of: "
-                f"{', '.join(choices)}"
-            )
-        if self.max_seq_length is None:  # the family's default, so the shortest QA command runs
-            self.max_seq_length = DEFAULT_MAX_SEQ_LENGTH.get(self.task_name, 128)
+        # the registry is the one list of families and datasets; an unknown name is a ValueError listing the choices
+        task = get_task(self.task_name, self.dataset_name)
+        if self.max_seq_length is None:  # the task's default, so the shortest QA command runs
+            self.max_seq_length = task.max_seq_length
         if self.max_seq_length < 8:
             raise ValueError(f"--max_seq_length must be >= 8, got {self.max_seq_length}.")
         if self.template_id not in (0, 1):
             raise ValueError(f"--template_id must be 0 or 1, got {self.template_id}.")
         if self.doc_stride < 0:
             raise ValueError(f"--doc_stride must be >= 0 (0: windows do not overlap), got {self.doc_stride}.")
-        if self.task_name == "qa" and self.doc_stride >= self.max_seq_length:
-            raise ValueError(
-                f"--doc_stride ({self.doc_stride}) must be smaller than --max_seq_length ({self.max_seq_length}): "
-                "lower --doc_stride or raise --max_seq_length (HF run_qa: 128 and 384)."
-            )
+        if task.check_args is not None:  # e.g. QA: --doc_stride < --max_seq_length
+            task.check_args(self)
         for name in (
             "max_train_samples",
             "max_eval_samples",
@@ -228,27 +218,6 @@ class DataTrainingArguments:
             path = getattr(self, name)
             if path is not None and not os.path.exists(path):
                 raise FileNotFoundError(f"--{name} {path!r} does not exist.")
-
-
-@dataclass
-class QuestionAnsweringArguments:
-    n_best_size: int = field(default=20, metadata={"help": "Start/end candidates kept per window."})
-    max_answer_length: int = field(default=30, metadata={"help": "Longest answer span in tokens."})
-    version_2_with_negative: bool = field(
-        default=False, metadata={"help": "Allow 'no answer' (SQuAD 2.0). Implied by --dataset_name squad_v2."}
-    )
-    null_score_diff_threshold: float = field(
-        default=0.0, metadata={"help": "Predict no answer when null score - best span score exceeds this."}
-    )
-
-    def __post_init__(self):
-        for name in ("n_best_size", "max_answer_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
-        if not math.isfinite(self.null_score_diff_threshold):
-            raise ValueError(
-                f"--null_score_diff_threshold must be a finite number, got {self.null_score_diff_threshold}."
-            )
 
 
 @dataclass
@@ -328,8 +297,9 @@ def _translate_old_flags(argv: list[str]) -> list[str]:
 
 
 def build_parser() -> HfArgumentParser:
+    """The three standard dataclasses, then each family's own (tasks.registry.family_arguments())."""
     return HfArgumentParser(
-        (ModelArguments, DataTrainingArguments, PTuningTrainingArguments, QuestionAnsweringArguments)
+        (ModelArguments, DataTrainingArguments, PTuningTrainingArguments, *family_arguments().values())
     )
 
 
@@ -340,35 +310,40 @@ def _usage_error(parser: HfArgumentParser, message: str) -> None:
 
 
 def get_args(argv: list[str] | None = None):
-    """Parse argv (default sys.argv[1:]); unknown flags are one clear error naming them."""
+    """Parse argv (default sys.argv[1:]) into (model_args, data_args, training_args, *family_args); unknown flags
+    are one clear error naming them. The dataset's forced family arguments (Task.args_overrides) are applied."""
     argv = _translate_old_flags(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     try:
-        model_args, data_args, training_args, qa_args, unknown = parser.parse_args_into_dataclasses(
-            args=argv, return_remaining_strings=True
-        )
+        *parsed, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     except (ValueError, FileNotFoundError) as err:  # a check in __post_init__ failed: one line, no traceback
         _usage_error(parser, str(err))
     if unknown:
         _usage_error(parser, f"unrecognised arguments: {' '.join(unknown)} (see `python run.py --help`)")
-    if data_args.dataset_name == "squad_v2":
-        qa_args.version_2_with_negative = True
-    return model_args, data_args, training_args, qa_args
+    data_args = parsed[1]
+    task = get_task(data_args.task_name, data_args.dataset_name)
+    for family_args in parsed[3:]:
+        if isinstance(family_args, task.args_class or ()):
+            for name, value in task.args_overrides.items():  # e.g. squad_v2: version_2_with_negative
+                setattr(family_args, name, value)
+    return tuple(parsed)
 
 
-def args_payload(model_args, data_args, training_args, qa_args) -> dict:
-    """The resolved arguments as args.json records them."""
-    return {
+def args_payload(model_args, data_args, training_args, *family_args) -> dict:
+    """The resolved arguments as args.json records them: one section per dataclass ("qa_args" for QA's)."""
+    payload = {
         "model_args": dataclasses.asdict(model_args),
         "data_args": dataclasses.asdict(data_args),
         "training_args": training_args.to_dict(),
-        "qa_args": dataclasses.asdict(qa_args),
     }
+    for section, args in zip(family_arguments(), family_args, strict=True):
+        payload[section] = dataclasses.asdict(args)
+    return payload
 
 
-def save_args(output_dir: str, model_args, data_args, training_args, qa_args) -> str:
+def save_args(output_dir: str, model_args, data_args, training_args, *family_args) -> str:
     """Write the resolved arguments as JSON (args.json) next to the results; returns the path."""
-    payload = args_payload(model_args, data_args, training_args, qa_args)
+    payload = args_payload(model_args, data_args, training_args, *family_args)
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "args.json")
     with open(path, "w") as f:

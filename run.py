@@ -25,7 +25,7 @@ from model.backbones import get_backbone
 from model.ptuning import PTuningError
 from model.utils import get_model
 from tasks import DataError, get_task
-from training.data import build_collator, has_labels, limit_samples, tokenize
+from training.data import build_collator, drop_placeholder_labels, has_labels, limit_samples, tokenize
 from training.eval_order import length_order
 from training.run_folder import (
     RunFolderError,
@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    model_args, data_args, training_args, qa_args = get_args(argv)
+    model_args, data_args, training_args, *family_args = get_args(argv)  # family_args: e.g. QA's qa_args
 
     # -- logging ---------------------------------------------------------------------------------------------------
     logging.basicConfig(
@@ -57,12 +57,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     # -- the output folder belongs to this run while it runs (a second run into it is refused) --------------------
     with RunLock(training_args.output_dir, enabled=training_args.process_index == 0):
-        return run(model_args, data_args, training_args, qa_args)
+        return run(model_args, data_args, training_args, *family_args)
 
 
-def run(model_args, data_args, training_args, qa_args) -> dict:
-    # -- task; resume only the same run, never over another run's records -----------------------------------------
-    task = get_task(data_args.task_name, data_args.dataset_name)
+def run(model_args, data_args, training_args, *family_args) -> dict:
+    # -- task (with its family's own arguments bound); resume only the same run, never over another run's records --
+    task = get_task(data_args.task_name, data_args.dataset_name).bind_args(family_args)
     if training_args.load_best_model_at_end and not training_args.metric_for_best_model_given:
         training_args.metric_for_best_model, training_args.greater_is_better = task.main_metric, True
     last_checkpoint = None
@@ -70,7 +70,7 @@ def run(model_args, data_args, training_args, qa_args) -> dict:
         last_checkpoint = claim_for_training(
             training_args.output_dir,
             training_args.overwrite_output_dir,
-            args_payload(model_args, data_args, training_args, qa_args),
+            args_payload(model_args, data_args, training_args, *family_args),
         )
     else:
         refuse_training_folder_for_eval(training_args.output_dir)
@@ -87,12 +87,8 @@ def run(model_args, data_args, training_args, qa_args) -> dict:
     if model_args.ptuning_checkpoint:
         load_ptuning_checkpoint(model, model_args.ptuning_checkpoint)
     collator = build_collator(task, tokenizer, data_args, training_args)
+    features = drop_placeholder_labels(features, task.test_splits)  # unlabelled test splits: predictions only
     check_longest_examples(model, features, collator)  # P+T too long etc.: refused before anything is written
-
-    # an unlabelled test split is for prediction only: no label column, no loss
-    for split in task.test_splits:
-        if split in features and not has_labels(features[split]) and "labels" in features[split].column_names:
-            features[split] = features[split].remove_columns("labels")
     labelled_tests = {
         s: (features[s], raw[s]) for s in task.test_splits if s in features and has_labels(features[s])
     }
@@ -107,7 +103,6 @@ def run(model_args, data_args, training_args, qa_args) -> dict:
         data_collator=collator,
         task=task,
         data_args=data_args,
-        qa_args=qa_args if task.family == "qa" else None,
         eval_examples=raw.get("validation"),
         test_sets=labelled_tests if training_args.do_predict else {},
         lr_schedule=task.schedule if training_args.lr_schedule == "auto" else training_args.lr_schedule,
@@ -116,7 +111,7 @@ def run(model_args, data_args, training_args, qa_args) -> dict:
         group_eval_by_length=training_args.group_eval_by_length,
     )
     if trainer.is_world_process_zero():
-        save_args(training_args.output_dir, model_args, data_args, training_args, qa_args)
+        save_args(training_args.output_dir, model_args, data_args, training_args, *family_args)
     results = {}
 
     # -- train -----------------------------------------------------------------------------------------------------
@@ -163,7 +158,6 @@ def run(model_args, data_args, training_args, qa_args) -> dict:
                     features[split],
                     raw[split],
                     data_args,
-                    qa_args,
                     os.path.join(training_args.output_dir, f"predict_results_{split}.jsonl"),
                 )
             if metrics:  # an unlabelled split has predictions only
@@ -237,7 +231,7 @@ def load_tokenizer(model_args, task, config):
             path,
             cache_dir=model_args.cache_dir,
             revision=model_args.model_revision,
-            use_fast=model_args.use_fast_tokenizer and (quirks.use_fast_tokenizer or task.family == "qa"),
+            use_fast=model_args.use_fast_tokenizer and (quirks.use_fast_tokenizer or task.fast_tokenizer),
             trust_remote_code=model_args.trust_remote_code,
             **kwargs,
         )
@@ -269,11 +263,10 @@ def load_ptuning_checkpoint(model, directory: str) -> None:
     logger.info("Loaded the trained %s from %s", model.method, directory)
 
 
-def write_predictions(task, predictions, features, examples, data_args, qa_args, path) -> None:
+def write_predictions(task, predictions, features, examples, data_args, path) -> None:
     if task.predictions_to_records is None:
         return
-    extra = {"qa_args": qa_args} if task.family == "qa" else {}
-    records = task.predictions_to_records(predictions, features, examples, data_args, **extra)
+    records = task.predictions_to_records(predictions, features, examples, data_args)
     with open(path, "w") as f:
         for row in records:
             f.write(json.dumps(row) + "\n")

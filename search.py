@@ -15,7 +15,7 @@ marked `*`, and ranked after every run with one: its hyper-parameters are unknow
 when no run has args.json (with a warning).
 
 METRIC defaults to the registry's `main_metric` for the task named in the runs' args.json (tasks/registry.py);
-where that is unavailable, to the original's rule: accuracy for GLUE/SuperGLUE, f1 otherwise.
+without any args.json, for the datasets registered under DATASET (GLUE's and SuperGLUE's rte: accuracy both).
 
 If `<root>/<DATASET>-<MODEL>-search` does not exist, every `best_results.json` under `<root>` (recursively) whose
 args.json names DATASET as --dataset_name is ranked instead (MODEL is then only a label), so `--root` may point at
@@ -88,12 +88,6 @@ RESULT_DEFAULTS = {
 }
 RENAMED_FLAGS = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu"}  # as arguments.RENAMED_FLAGS
 
-# The original's fallback when the registry cannot be asked: accuracy for these names, f1 for the rest.
-_ORIGINAL_ACCURACY_DATASETS = (
-    *("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2", "stsb", "wnli"),
-    *("boolq", "cb", "wic", "wsc", "copa", "record", "multirc"),
-)
-
 
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
@@ -147,18 +141,23 @@ def find_run_dirs(root: str, dataset: str, model: str) -> tuple[str, list[str]]:
 
 
 def default_metric(dataset: str, run_args: dict | None) -> str:
-    """The registry's main metric for the run's task; else the original's accuracy/f1 rule."""
+    """The registry's main metric for the run's task (tasks/ is light: no model, no transformers). Without
+    args.json: the main metric of the datasets named `dataset` in any family, if they agree; else "f1"."""
+    from tasks import registry
+
     data_args = (run_args or {}).get("data_args", {})
     family, name = data_args.get("task_name"), data_args.get("dataset_name", dataset)
     if family:
         try:
-            from tasks import registry
-
             return registry.get_task(family, name).main_metric
-        except Exception as e:  # the family module may not import here (e.g. a missing optional package)
-            warn(f"task registry unavailable ({type(e).__name__}: {e}); using the original's default metric")
-        return "accuracy" if family in ("glue", "superglue") else "f1"
-    return "accuracy" if dataset in _ORIGINAL_ACCURACY_DATASETS else "f1"
+        except ValueError as e:  # args.json of a task this checkout does not register
+            warn(f"{e}; ranking by the main metric of the datasets named {dataset!r}")
+    metrics = {
+        registry.get_task(fam, dataset).main_metric
+        for fam in registry.FAMILIES
+        if dataset in registry.dataset_names(fam)
+    }
+    return metrics.pop() if len(metrics) == 1 else "f1"
 
 
 def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | None) -> tuple[str, list[dict]]:

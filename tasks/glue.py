@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import datasets
 import numpy as np
 
-from model.utils import TaskType
 from tasks.classification_metrics import accuracy, f1_binary, matthews_corrcoef, pearson, spearman
 from tasks.io import find_split_files, load_from_hub, read_lines, require_examples, uses_local_files
 from tasks.registry import DataError, Task, register_task
+from tasks.task_type import TaskType
 
 HUB_ID = "nyu-mll/glue"
 LAYOUT = {"train": ("train.tsv",), "validation": ("dev.tsv",), "test": ("test.tsv",)}

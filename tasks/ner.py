@@ -28,10 +28,10 @@ from functools import partial
 
 import datasets
 
-from model.utils import TaskType
 from tasks import conll
 from tasks.io import find_split_files, load_from_hub, read_json, require_examples, uses_local_files
 from tasks.registry import DataError, Task, register_task
+from tasks.task_type import TaskType
 
 TAG_COLUMN = "ner_tags"
 

@@ -14,32 +14,69 @@ feature also keeps "example_id" and "offset_mapping" (None outside the context) 
 trainer must not feed those two columns to the model (listed in Task.extra["bookkeeping_columns"]).
 Deviation: the original hard-coded 384/128 and ignored --max_seq_length; the run scripts pass 384 here.
 
-compute_metrics / predictions_to_records take the QA arguments as an extra keyword:
-    compute_metrics(predictions, features, examples, data_args, qa_args=None)
-with predictions = (start_logits, end_logits) over `features` and qa_args an
-arguments.QuestionAnsweringArguments (default values when None). No-answer prediction is on when
-qa_args.version_2_with_negative is set or the dataset is squad_v2 (the original keyed it on the dataset name
-only). Metrics: SQuAD "exact_match" and "f1" in percent; squad_v2 adds HasAns_/NoAns_ exact, f1 and total.
+The family's own arguments are QuestionAnsweringArguments below (Task.args_class; on the command line through
+arguments.py, recorded as "qa_args" in args.json). compute_metrics / predictions_to_records take them as the
+keyword `task_args` (run.py binds it with Task.bind_args):
+    compute_metrics(predictions, features, examples, data_args, task_args=None)
+with predictions = (start_logits, end_logits) over `features` (default arguments when task_args is None).
+No-answer prediction is on when task_args.version_2_with_negative is set or the dataset has unanswerable
+questions (QaSpec.unanswerable: squad_v2, which also forces the flag on the command line; the original keyed it
+on the dataset name only). Metrics: SQuAD "exact_match" and "f1" in percent; squad_v2 adds HasAns_/NoAns_
+exact, f1 and total.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from functools import partial
 
 import datasets
 
-from arguments import QuestionAnsweringArguments
-from model.utils import TaskType
 from tasks.io import find_split_files, load_from_hub, read_json, require_examples, uses_local_files
 from tasks.qa_postprocess import postprocess_predictions, squad_scores
 from tasks.registry import DataError, Task, register_task
+from tasks.task_type import TaskType
+
+
+@dataclass
+class QuestionAnsweringArguments:
+    n_best_size: int = field(default=20, metadata={"help": "Start/end candidates kept per window."})
+    max_answer_length: int = field(default=30, metadata={"help": "Longest answer span in tokens."})
+    version_2_with_negative: bool = field(
+        default=False, metadata={"help": "Allow 'no answer' (SQuAD 2.0). Implied by --dataset_name squad_v2."}
+    )
+    null_score_diff_threshold: float = field(
+        default=0.0, metadata={"help": "Predict no answer when null score - best span score exceeds this."}
+    )
+
+    def __post_init__(self):
+        for name in ("n_best_size", "max_answer_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
+        if not math.isfinite(self.null_score_diff_threshold):
+            raise ValueError(
+                f"--null_score_diff_threshold must be a finite number, got {self.null_score_diff_threshold}."
+            )
+
+
+@dataclass(frozen=True)
+class QaSpec:
+    """One SQuAD-style dataset."""
+
+    name: str  # --dataset_name
+    layout: dict[str, tuple[str, ...]]  # split -> official file name(s) under one of SUBDIRS
+    hub_id: str  # used when no local file is given
+    unanswerable: bool = False  # has questions without an answer: no-answer prediction is on (SQuAD 2.0)
+
 
 SUBDIRS = ("SQuAD", "squad", "")
-LAYOUTS = {
-    "squad": {"train": ("train-v1.1.json",), "validation": ("dev-v1.1.json",), "test": ()},
-    "squad_v2": {"train": ("train-v2.0.json",), "validation": ("dev-v2.0.json",), "test": ()},
-}
-HUB_IDS = {"squad": "rajpurkar/squad", "squad_v2": "rajpurkar/squad_v2"}
+SPECS = (
+    QaSpec("squad", {"train": ("train-v1.1.json",), "validation": ("dev-v1.1.json",), "test": ()},
+           "rajpurkar/squad"),
+    QaSpec("squad_v2", {"train": ("train-v2.0.json",), "validation": ("dev-v2.0.json",), "test": ()},
+           "rajpurkar/squad_v2", unanswerable=True),
+)  # fmt: skip
 FEATURES = datasets.Features(
     {
         "id": datasets.Value("string"),
@@ -91,14 +128,14 @@ def read_squad_json(path: str) -> datasets.Dataset:
     return datasets.Dataset.from_dict(rows, features=FEATURES)
 
 
-def load(data_args, splits, *, name: str) -> datasets.DatasetDict:
+def load(data_args, splits, *, spec: QaSpec) -> datasets.DatasetDict:
     if "test" in splits and not data_args.test_file:
         raise DataError(
             "SQuAD has no public test split: pass --test_file (official JSON layout) or drop --do_predict."
         )
     if not uses_local_files(data_args):
-        return load_from_hub(HUB_IDS[name], None, splits)
-    paths = find_split_files(data_args, splits, SUBDIRS, LAYOUTS[name])
+        return load_from_hub(spec.hub_id, None, splits)
+    paths = find_split_files(data_args, splits, SUBDIRS, spec.layout)
     return datasets.DatasetDict({split: read_squad_json(path) for split, path in paths.items()})
 
 
@@ -150,10 +187,18 @@ def preprocess(batch, tokenizer, data_args) -> dict:
     return out
 
 
-def _qa_predictions(predictions, features, examples, qa_args, name):
+def check_args(data_args) -> None:
+    if data_args.doc_stride >= data_args.max_seq_length:
+        raise ValueError(
+            f"--doc_stride ({data_args.doc_stride}) must be smaller than --max_seq_length "
+            f"({data_args.max_seq_length}): lower --doc_stride or raise --max_seq_length (HF run_qa: 128 and 384)."
+        )
+
+
+def _qa_predictions(predictions, features, examples, qa_args, spec: QaSpec):
     qa_args = qa_args or QuestionAnsweringArguments()
     start_logits, end_logits = predictions[0], predictions[1]
-    version_2 = qa_args.version_2_with_negative or name == "squad_v2"
+    version_2 = qa_args.version_2_with_negative or spec.unanswerable
     answers = postprocess_predictions(
         examples,
         features,
@@ -168,34 +213,39 @@ def _qa_predictions(predictions, features, examples, qa_args, name):
 
 
 def compute_metrics(
-    predictions, features, examples, data_args, qa_args=None, *, name: str
+    predictions, features, examples, data_args, task_args=None, *, spec: QaSpec
 ) -> dict[str, float]:
-    answers, version_2 = _qa_predictions(predictions, features, examples, qa_args, name)
+    answers, version_2 = _qa_predictions(predictions, features, examples, task_args, spec)
     return squad_scores(answers, examples, version_2=version_2)
 
 
 def predictions_to_records(
-    predictions, features, examples, data_args, qa_args=None, *, name: str
+    predictions, features, examples, data_args, task_args=None, *, spec: QaSpec
 ) -> list[dict]:
     """One {"id", "prediction_text"} row per example ("" = no answer)."""
-    answers, _ = _qa_predictions(predictions, features, examples, qa_args, name)
+    answers, _ = _qa_predictions(predictions, features, examples, task_args, spec)
     return [{"id": qid, "prediction_text": answers[qid]} for qid in list(examples["id"])]
 
 
-TASKS = {}
-for _name in ("squad", "squad_v2"):
-    TASKS[_name] = register_task(
+TASKS: dict[str, Task] = {}  # dataset name -> its registered Task
+for _spec in SPECS:
+    TASKS[_spec.name] = register_task(
         Task(
             family="qa",
-            name=_name,
+            name=_spec.name,
             task_type=TaskType.QUESTION_ANSWERING,
-            load=partial(load, name=_name),
+            load=partial(load, spec=_spec),
             preprocess=preprocess,
-            compute_metrics=partial(compute_metrics, name=_name),
+            compute_metrics=partial(compute_metrics, spec=_spec),
             main_metric="f1",
             schedule="exponential",
-            predictions_to_records=partial(predictions_to_records, name=_name),
-            hub_id=HUB_IDS[_name],
+            predictions_to_records=partial(predictions_to_records, spec=_spec),
+            hub_id=_spec.hub_id,
             extra={"bookkeeping_columns": ("example_id", "offset_mapping")},
+            max_seq_length=384,  # question + context + --doc_stride overlap (HF run_qa, the original's SQuAD code)
+            fast_tokenizer=True,  # offset mappings locate the answers
+            check_args=check_args,
+            args_class=QuestionAnsweringArguments,
+            args_overrides={"version_2_with_negative": True} if _spec.unanswerable else {},
         )
     )

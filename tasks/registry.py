@@ -19,15 +19,24 @@ Contract of the callables (run.py is the only caller besides tests):
       ReCoRD, SQuAD) see their ids. Keys have no "eval_" prefix; `main_metric` is one of them.
   predictions_to_records(predictions, features, examples, data_args) -> list[dict]   (optional)
       One JSON-serialisable row per example for --do_predict files (SuperGLUE: the leaderboard's {"idx", "label"}).
+
+A family with arguments of its own (QA's n_best_size, ...) defines them as a dataclass and sets it as its tasks'
+`args_class`: arguments.py adds every family's dataclass to the command line (`family_arguments()`), and run.py
+binds the parsed one with `Task.bind_args`, which passes it to compute_metrics / predictions_to_records as the
+keyword `task_args`. run.py, the trainer and arguments.py name no family.
+
+This package is the bottom layer: it imports nothing from model/, training/ or arguments.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
-from model.utils import TaskType
+from tasks.task_type import TaskType
 
 # The task families, each one module of this package. Their datasets are registered inside those modules.
 FAMILIES = ("superglue", "glue", "ner", "srl", "qa")
@@ -49,21 +58,42 @@ class Task:
     compute_metrics: Callable
     main_metric: str  # best-epoch tracking key (without "eval_"), as the original's test_key
     label_list: tuple[str, ...] | None = None  # None: regression (1 output), multiple choice (1 score) or QA
-    schedule: str = (
-        "linear"  # the original's: "linear" (SuperGLUE/GLUE) or "exponential" x0.95/epoch (NER/SRL/QA)
-    )
+    # the original's: "linear" (SuperGLUE/GLUE) or "exponential" x0.95/epoch (NER/SRL/QA)
+    schedule: str = "linear"
     collator: str = "default"  # "default" (padded to max length), "token_classification" or "multiple_choice"
-    pretokenized: bool = (
-        False  # inputs are word lists (NER/SRL): RoBERTa-style tokenizers need add_prefix_space
-    )
+    # inputs are word lists (NER/SRL): RoBERTa-style tokenizers need add_prefix_space
+    pretokenized: bool = False
     test_splits: tuple[str, ...] = ("test",)  # SRL conll2005 has ("test_wsj", "test_brown")
     predictions_to_records: Callable | None = None
     hub_id: str | None = None  # the Hub dataset used when no local file is given
     extra: dict = field(default_factory=dict, compare=False)
+    # -- what the generic runner asks of the task instead of naming its family --
+    max_seq_length: int = 128  # --max_seq_length when not given (QA windows: 384, as HF run_qa)
+    # load a fast tokenizer even where the backbone prefers a slow one (QA needs offset mappings)
+    fast_tokenizer: bool = False
+    # check_args(data_args): raise ValueError on a combination this task refuses (after defaults are filled in)
+    check_args: Callable | None = None
+    args_class: type | None = None  # the family's own arguments dataclass (see the module docstring)
+    # values this dataset forces on those arguments (squad_v2: version_2_with_negative=True)
+    args_overrides: dict = field(default_factory=dict, compare=False)
 
     @property
     def num_labels(self) -> int:
         return len(self.label_list) if self.label_list else 1
+
+    def bind_args(self, family_args: Sequence) -> Task:
+        """This task with its family's parsed arguments (the instance of `args_class` among `family_args`, as
+        arguments.get_args returns them) passed as `task_args=` to compute_metrics and predictions_to_records.
+        A task whose family has no arguments comes back unchanged."""
+        task_args = next((a for a in family_args if self.args_class and isinstance(a, self.args_class)), None)
+        if task_args is None:
+            return self
+        records = self.predictions_to_records
+        return dataclasses.replace(
+            self,
+            compute_metrics=partial(self.compute_metrics, task_args=task_args),
+            predictions_to_records=records and partial(records, task_args=task_args),
+        )
 
 
 def register_task(task: Task) -> Task:
@@ -96,3 +126,14 @@ def get_task(family: str, name: str) -> Task:
             f"{', '.join(dataset_names(family))}"
         )
     return _REGISTRY[(family, name)]
+
+
+def family_arguments() -> dict[str, type]:
+    """The families' own argument dataclasses, keyed by their args.json section ("<family>_args"), in FAMILIES
+    order: arguments.py parses each of them after the three standard ones."""
+    _load_families()
+    out = {}
+    for (family, _), task in _REGISTRY.items():
+        if task.args_class is not None:
+            out.setdefault(f"{family}_args", task.args_class)
+    return dict(sorted(out.items(), key=lambda item: FAMILIES.index(item[0].removesuffix("_args"))))

@@ -33,10 +33,10 @@ from functools import partial
 
 import datasets
 
-from model.utils import TaskType
 from tasks import conll
 from tasks.io import find_split_files, read_lines, require_examples, uses_local_files
 from tasks.registry import DataError, Task, register_task
+from tasks.task_type import TaskType
 
 TAG_COLUMN = "tags"
 

@@ -32,7 +32,6 @@ from collections.abc import Callable
 import datasets
 import numpy as np
 
-from model.utils import TaskType
 from tasks.classification_metrics import accuracy, f1_binary, f1_macro
 from tasks.io import (
     find_split_files,
@@ -44,6 +43,7 @@ from tasks.io import (
 )
 from tasks.registry import DataError, Task, register_task
 from tasks.squad_metrics import exact_match_score, f1_score, metric_max_over_ground_truths
+from tasks.task_type import TaskType
 
 HUB_ID = "aps/super_glue"
 LAYOUT = {"train": ("train.jsonl",), "validation": ("val.jsonl",), "test": ("test.jsonl",)}

@@ -1,6 +1,12 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 from arguments import get_args
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 BASE = "--model_name_or_path m --task_name superglue --dataset_name rte --output_dir {out}"
 
@@ -146,3 +152,20 @@ def test_the_suite_keeps_caches_out_of_home(caches_in_a_tmp_dir):
         check=True,
     )
     assert all(path.startswith(home) for path in child.stdout.split())
+
+
+def test_tasks_sit_below_model_and_arguments():
+    """tasks/ is the bottom layer: importing it (and every family) loads neither model/ nor arguments.py nor
+    transformers, and arguments.py takes the family list and the families' own arguments from the registry."""
+    code = (
+        "import sys, tasks; tasks.get_task('qa', 'squad'); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'model', 'arguments', 'training', 'transformers'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+    import arguments
+    from tasks import registry
+    from tasks.qa import QuestionAnsweringArguments
+
+    assert arguments.FAMILIES is registry.FAMILIES
+    assert registry.family_arguments() == {"qa_args": QuestionAnsweringArguments}

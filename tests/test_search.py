@@ -169,24 +169,25 @@ def test_default_metric_comes_from_the_registry(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out.splitlines()[0] == "best_accuracy: 0.9"
 
 
-def test_default_metric_falls_back_to_the_original_rule(tmp_path, monkeypatch, capsys):
-    import tasks.registry
-
-    def broken(family, name):
-        raise ImportError("tasks.ner needs seqeval")
-
-    monkeypatch.setattr(tasks.registry, "get_task", broken)
+def test_default_metric_without_a_known_task_asks_the_registry_by_dataset_name(tmp_path, capsys):
+    """No args.json (or one naming a task this checkout does not register): the main metric of the datasets
+    registered under that name (the registry imports without model/ or transformers, so it is always there)."""
     d = tmp_path / "conll2003-bert-search"
     d.mkdir()
     make_run(
         d / "r", {"best_epoch": 4, "best_eval_f1": 0.91, "best_test_f1": 0.9}, task="ner", dataset="conll2003"
     )
+    args = json.loads((d / "r" / "args.json").read_text())
+    args["data_args"]["task_name"] = "no_such_family"
+    (d / "r" / "args.json").write_text(json.dumps(args))
     assert search.main(["conll2003", "bert", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert captured.out.splitlines()[0] == "best_f1: 0.91"
-    assert "task registry unavailable" in captured.err
-    assert search.default_metric("rte", None) == "accuracy"  # no args.json at all: the original's name lists
+    assert "unknown --task_name 'no_such_family'" in captured.err
+    assert search.default_metric("rte", None) == "accuracy"  # GLUE's and SuperGLUE's rte agree
     assert search.default_metric("squad", None) == "f1"
+    assert search.default_metric("cola", None) == "matthews_correlation"
+    assert search.default_metric("not_registered", None) == "f1"
 
 
 def test_mean_and_std_over_seeds(tmp_path, search_dir, capsys):

@@ -7,8 +7,9 @@ import datasets
 import numpy as np
 import pytest
 
-from arguments import DataTrainingArguments, QuestionAnsweringArguments
+from arguments import DataTrainingArguments
 from tasks import qa
+from tasks.qa import QuestionAnsweringArguments
 from tasks.qa_postprocess import postprocess_predictions, squad_scores
 from tasks.registry import DataError
 from tasks.squad_metrics import exact_match_score, f1_score, normalize_answer
@@ -275,10 +276,10 @@ def test_compute_metrics_end_to_end(squad_dir, tokenizer):
     assert task.compute_metrics(perfect, feats, raw, args)["NoAns_exact"] == 100.0
     lenient = QuestionAnsweringArguments(null_score_diff_threshold=100.0)
     assert (
-        task.predictions_to_records(perfect, feats, raw, args, qa_args=lenient)[2]["prediction_text"]
+        task.predictions_to_records(perfect, feats, raw, args, task_args=lenient)[2]["prediction_text"]
         == "Paris"
     )
-    scores = task.compute_metrics(perfect, feats, raw, args, qa_args=lenient)
+    scores = task.compute_metrics(perfect, feats, raw, args, task_args=lenient)
     assert scores["NoAns_exact"] == 0.0 and scores["HasAns_exact"] == 100.0
     assert scores["exact_match"] == pytest.approx(200 / 3)
 

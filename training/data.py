@@ -69,6 +69,15 @@ def has_labels(features: datasets.Dataset) -> bool:
     return False
 
 
+def drop_placeholder_labels(features: datasets.DatasetDict, splits) -> datasets.DatasetDict:
+    """Unlabelled test splits (labels all -1 / -100) lose their label column: they are for prediction only, and
+    no forward pass (not even the longest-example probe) may compute a loss on placeholder labels."""
+    for split in splits:
+        if split in features and not has_labels(features[split]) and "labels" in features[split].column_names:
+            features[split] = features[split].remove_columns("labels")
+    return features
+
+
 class MultipleChoiceCollator:
     """Pads (C choices × T tokens) features dynamically: flatten to (B·C) rows, pad, reshape to (B, C, T)."""
 

@@ -37,7 +37,6 @@ class PTuningTrainer(Trainer):
         *args,
         task,
         data_args,
-        qa_args=None,
         eval_examples=None,
         test_sets=None,
         lr_schedule: str = "hf",
@@ -48,7 +47,7 @@ class PTuningTrainer(Trainer):
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        self.task, self.data_args, self.qa_args = task, data_args, qa_args
+        self.task, self.data_args = task, data_args  # task: a tasks.Task (with its family's arguments bound)
         self.eval_examples = eval_examples
         self.test_sets = test_sets or {}  # split -> (features, examples), labelled ones only
         self.lr_schedule, self.lr_decay = lr_schedule, lr_decay
@@ -187,13 +186,7 @@ class PTuningTrainer(Trainer):
             metrics[f"{prefix}_loss"] = token_loss(predictions, label_ids)  # independent of batching
         labelled = {"labels", "start_positions"} & set(features.column_names)  # QA labels are answer spans
         if labelled or prefix == "eval":
-            scores = self.task.compute_metrics(
-                predictions,
-                features,
-                examples,
-                self.data_args,
-                **({"qa_args": self.qa_args} if self.qa_args is not None else {}),
-            )
+            scores = self.task.compute_metrics(predictions, features, examples, self.data_args)
             metrics.update({f"{prefix}_{k}": v for k, v in scores.items()})
         return predictions, metrics
 
