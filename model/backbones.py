@@ -1,7 +1,7 @@
 """Backbone quirks, one row per `config.model_type`. Sizes always come from the HF config, never from here.
 
-position_style — how the real tokens' absolute positions are numbered, needed to reproduce the original's shift
-  of positions by P (transformers 4.11 took the prefix length as a cache length):
+position_style — how the real tokens' absolute positions are numbered (a key of POSITION_STYLES below), needed to
+  reproduce the original's shift of positions by P (transformers 4.11 took the prefix length as a cache length):
     "absolute":       0..T-1 (BERT, ELECTRA, ALBERT)
     "padding_offset": padding_idx+1 .. (RoBERTa family), padding tokens keep padding_idx
     "relative":       no absolute positions (DeBERTa with position_biased_input=False): nothing to shift
@@ -17,7 +17,10 @@ Every row is pinned against a hand-written reference by tests/test_backbones.py 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import torch
 
 
 @dataclass(frozen=True)
@@ -25,9 +28,8 @@ class Backbone:
     position_style: str = "absolute"
     pooler: str = "backbone"
     attention: str = "interface"
-    add_prefix_space: bool = (
-        False  # tokenizer flag for pre-split words (NER/SRL), as the original's ADD_PREFIX_SPACE
-    )
+    # tokenizer flag for pre-split words (NER/SRL), as the original's ADD_PREFIX_SPACE
+    add_prefix_space: bool = False
     use_fast_tokenizer: bool = True  # the original's USE_FAST (its deberta-v2 tokenizer was slow)
     shared_layers: bool = False
 
@@ -60,3 +62,46 @@ def get_backbone(config) -> Backbone:
     if row.position_style == "relative" and getattr(config, "position_biased_input", False):
         row = Backbone(**{**row.__dict__, "position_style": "absolute"})
     return row
+
+
+# -- absolute positions shifted by P ----------------------------------------------------------------------------------
+def _absolute(config, input_ids: torch.Tensor, P: int) -> torch.Tensor:
+    batch, T = input_ids.shape
+    return torch.arange(P, P + T, device=input_ids.device).expand(batch, T)  # (B, T): P..P+T-1
+
+
+def _padding_offset(config, input_ids: torch.Tensor, P: int) -> torch.Tensor:
+    pad = config.pad_token_id
+    mask = input_ids.ne(pad).int()  # (B, T)
+    return (torch.cumsum(mask, dim=1) + P) * mask + pad  # (B, T): pad+1+P ..; pads keep padding_idx
+
+
+@dataclass(frozen=True)
+class PositionStyle:
+    offset: Callable  # config -> positions before the first real token (unshifted)
+    shifted_ids: (
+        Callable | None
+    )  # (config, input_ids (B, T), P) -> position_ids (B, T); None: no absolute positions
+
+
+POSITION_STYLES: dict[str, PositionStyle] = {
+    "absolute": PositionStyle(lambda config: 0, _absolute),
+    "padding_offset": PositionStyle(lambda config: config.pad_token_id + 1, _padding_offset),
+    "relative": PositionStyle(lambda config: 0, None),
+}
+
+
+def position_room(row: Backbone, config) -> int | None:
+    """How many positions P + T may fill in the backbone's position table; None: no limit (relative positions)."""
+    style = POSITION_STYLES[row.position_style]
+    limit = getattr(config, "max_position_embeddings", None)
+    if style.shifted_ids is None or limit is None:
+        return None
+    return limit - style.offset(config)
+
+
+def shifted_position_ids(row: Backbone, config, input_ids: torch.Tensor, P: int) -> torch.Tensor | None:
+    """Absolute positions of the real tokens shifted by P, as the original (transformers 4.11) ran them: (B, T);
+    None for a backbone without absolute positions."""
+    style = POSITION_STYLES[row.position_style]
+    return None if style.shifted_ids is None else style.shifted_ids(config, input_ids, P)

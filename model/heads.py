@@ -23,6 +23,7 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 
+from model.config import MethodConfig
 from model.ptuning import PTuningModel
 
 
@@ -63,11 +64,13 @@ class Pooler(nn.Module):
 
 
 class PTuningForSequenceClassification(PTuningModel):
-    def __init__(self, backbone, **kwargs):
-        super().__init__(backbone, task_type="SEQUENCE_CLASSIFICATION", **kwargs)
+    task_type = "SEQUENCE_CLASSIFICATION"
+
+    def __init__(self, backbone, method_config: MethodConfig):
+        super().__init__(backbone, method_config)
         self.pooler = Pooler(self)
         self.classifier = nn.Linear(self.pooler.output_dim, self.config.num_labels)
-        self.init_new_weights()
+        self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         hidden = self.encode(input_ids, attention_mask, token_type_ids, **kwargs)  # (B, T, H)
@@ -77,11 +80,13 @@ class PTuningForSequenceClassification(PTuningModel):
 
 
 class PTuningForMultipleChoice(PTuningModel):
-    def __init__(self, backbone, **kwargs):
-        super().__init__(backbone, task_type="MULTIPLE_CHOICE", **kwargs)
+    task_type = "MULTIPLE_CHOICE"
+
+    def __init__(self, backbone, method_config: MethodConfig):
+        super().__init__(backbone, method_config)
         self.pooler = Pooler(self)
         self.classifier = nn.Linear(self.pooler.output_dim, 1)
-        self.init_new_weights()
+        self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         batch, choices, T = input_ids.shape
@@ -96,10 +101,12 @@ class PTuningForMultipleChoice(PTuningModel):
 
 
 class PTuningForTokenClassification(PTuningModel):
-    def __init__(self, backbone, **kwargs):
-        super().__init__(backbone, task_type="TOKEN_CLASSIFICATION", **kwargs)
+    task_type = "TOKEN_CLASSIFICATION"
+
+    def __init__(self, backbone, method_config: MethodConfig):
+        super().__init__(backbone, method_config)
         self.classifier = nn.Linear(self.config.hidden_size, self.config.num_labels)
-        self.init_new_weights()
+        self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         hidden = self.encode(input_ids, attention_mask, token_type_ids, **kwargs)  # (B, T, H)
@@ -109,10 +116,12 @@ class PTuningForTokenClassification(PTuningModel):
 
 
 class PTuningForQuestionAnswering(PTuningModel):
-    def __init__(self, backbone, **kwargs):
-        super().__init__(backbone, task_type="QUESTION_ANSWERING", **kwargs)
+    task_type = "QUESTION_ANSWERING"
+
+    def __init__(self, backbone, method_config: MethodConfig):
+        super().__init__(backbone, method_config)
         self.qa_outputs = nn.Linear(self.config.hidden_size, 2)
-        self.init_new_weights()
+        self.post_init()
 
     def forward(
         self,

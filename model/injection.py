@@ -9,11 +9,13 @@ like any other argument, so a recomputation sees the same depth). DeBERTa (v1 an
 so its attention modules get a small adapter that does the same and gives prefix keys zero relative-position bias,
 as the original's patched copies of modeling_deberta.
 
-Every route takes its layer's prefix through `LayerPrefixes.take`, which counts: PTuningModel compares the count with
-the number of prefixed layers after each forward, so a backbone whose attention ignores the prefix fails loudly.
+Every route takes its layer's prefix through `LayerPrefixes.take`, which counts: the prefix method (model/methods.py)
+compares the count with the number of prefixed layers after each forward, so a backbone whose attention ignores the
+prefix fails loudly.
 
-Why not the cache (`past_key_values`) route the original used: on transformers 5.x it is renamed and deprecated,
-mutated in place, silently dropped under gradient checkpointing and absent in DeBERTa (../shared/INJECTION.md).
+Why not the cache (`past_key_values`) route the original used: on transformers 5.x that argument is renamed and
+deprecated, the cache object is mutated in place by every layer, gradient checkpointing drops it silently, and
+DeBERTa's attention has no cache at all.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
+
+from model.config import PTuningError
 
 # A layer's prefix: (key, value), each (B, heads, P, head_dim), plus an optional (B, P) bool mask of the prefix
 # slots a query may attend to (None: all). One entry per backbone layer; None for a layer without prefix.
@@ -88,8 +92,6 @@ def _with_prefix(kernel, additive: bool):
     def attention(module, query, key, value, attention_mask, prefix_kv=None, prefix_depth=None, **kwargs):
         depth = getattr(module, "layer_idx", None) if prefix_depth is None else prefix_depth
         if prefix_kv is not None and depth is None:
-            from model.ptuning import PTuningError  # here: model.ptuning imports this module
-
             raise PTuningError(
                 f"{type(module).__name__} has no layer_idx and no prefix_depth was passed, so it cannot know its "
                 "depth's prefix: give its row in model/backbones.py shared_layers=True (as ALBERT) or an adapter."

@@ -7,43 +7,64 @@ import os
 import torch
 from torch import nn
 
+from model.config import PREFIX_INITS, MethodConfig, PTuningError
+
 
 class PrefixEncoder(nn.Module):
     """P-tuning v2 prefix: P virtual tokens -> one key and one value vector per prefixed layer.
 
     Without projection: Embedding(P, 2·L·H), i.e. every layer's key/value prefix is a free parameter.
     With projection (prefix-tuning's reparameterisation): Embedding(P, H) -> Linear(H, h) -> Tanh -> Linear(h, 2·L·H).
-    L is the number of prefixed layers, H = heads × head_dim of the backbone's attention.
+    L is the number of prefixed layers (`method.prefix_layers`), H = heads × head_dim of the backbone's attention.
+    The encoder owns the layout: a row of the table is [layer l₀: key (heads·d) | value (heads·d)][layer l₁: ...] ...,
+    the original's past_key_values view; `layer_prefixes` cuts it into per-layer (key, value) for the injector.
     """
 
-    def __init__(
-        self,
-        pre_seq_len: int,
-        num_layers: int,
-        kv_dim: int,
-        hidden_size: int,
-        projection: bool,
-        projection_hidden_size: int,
-    ):
+    def __init__(self, method: MethodConfig, config):
         super().__init__()
-        self.pre_seq_len, self.num_layers, self.kv_dim = pre_seq_len, num_layers, kv_dim
-        out_dim = 2 * num_layers * kv_dim
-        self.projection = projection
-        if projection:
-            self.embedding = nn.Embedding(pre_seq_len, hidden_size)
+        self.pre_seq_len, self.layers = method.pre_seq_len, method.prefix_layers
+        self.num_hidden_layers, self.heads = config.num_hidden_layers, config.num_attention_heads
+        self.head_dim = getattr(config, "attention_head_size", None) or config.hidden_size // self.heads
+        out_dim = 2 * len(self.layers) * self.heads * self.head_dim
+        self.projection = method.prefix_projection
+        if self.projection:
+            self.embedding = nn.Embedding(self.pre_seq_len, config.hidden_size)
             self.trans = nn.Sequential(
-                nn.Linear(hidden_size, projection_hidden_size),
+                nn.Linear(config.hidden_size, method.prefix_hidden_size),
                 nn.Tanh(),
-                nn.Linear(projection_hidden_size, out_dim),
+                nn.Linear(method.prefix_hidden_size, out_dim),
             )
         else:
-            self.embedding = nn.Embedding(pre_seq_len, out_dim)
-        self.register_buffer("prefix_ids", torch.arange(pre_seq_len), persistent=False)
+            self.embedding = nn.Embedding(self.pre_seq_len, out_dim)
+        self.register_buffer("prefix_ids", torch.arange(self.pre_seq_len), persistent=False)
+        # --prefix_dropout: the prefix's own rate; None: the model's shared dropout (the original's behaviour)
+        self.dropout = None if method.prefix_dropout is None else nn.Dropout(method.prefix_dropout)
 
     def forward(self) -> torch.Tensor:
         """The prefix of every layer, computed once per forward: (P, 2·L·H). It is shared by the whole batch."""
         prefix = self.embedding(self.prefix_ids)  # (P, H) or (P, 2·L·H)
         return self.trans(prefix) if self.projection else prefix
+
+    def layer_prefixes(self, batch: int, prefix_attention_mask=None, shared_dropout=None) -> list:
+        """Per backbone layer: (key, value, mask) with key/value (B, heads, P, d) expanded, not copied; or None for a
+        layer without prefix. `prefix_attention_mask` (B, P) bool: the prefix slots a query may attend to (None:
+        all). Dropout: the encoder's own (--prefix_dropout), else `shared_dropout`."""
+        P, heads, d = self.pre_seq_len, self.heads, self.head_dim
+        drop = self.dropout if self.dropout is not None else shared_dropout
+        prefix = self()  # (P, 2·L'·heads·d)
+        if drop is not None:
+            prefix = drop(prefix)
+        prefix = prefix.view(P, len(self.layers), 2, heads, d)  # (P, L', key/value, heads, d)
+        prefix = prefix.permute(1, 2, 3, 0, 4)  # (L', 2, heads, P, d)
+        per_layer: list = [None] * self.num_hidden_layers
+        for i, layer in enumerate(self.layers):
+            key, value = prefix[i, 0], prefix[i, 1]  # (heads, P, d)
+            per_layer[layer] = (
+                key.expand(batch, heads, P, d),  # (B, heads, P, d), stride 0 over the batch
+                value.expand(batch, heads, P, d),
+                prefix_attention_mask,
+            )
+        return per_layer
 
 
 class PromptEncoder(nn.Module):
@@ -58,7 +79,7 @@ class PromptEncoder(nn.Module):
         return self.embedding(self.prompt_ids)  # (P, H)
 
 
-# -- --prefix_init: how the prompt starts --------------------------------------------------------------------------
+# -- --prefix_init: how the prompt starts (PREFIX_INITS in model/config.py) ------------------------------------------
 # "normal"  the original's N(0, config.initializer_range), applied with the head by PTuningModel.init_new_weights;
 #           init_prompt then changes nothing (no random number is drawn), so the default is bit-identical.
 # "normal1" N(0, 1) (the scale an independent prefix-tuning implementation starts from). With --prefix_projection
@@ -68,7 +89,7 @@ class PromptEncoder(nn.Module):
 #           projections of those words at layer l (the words run alone through the backbone, dropout off,
 #           positions 0..P-1). With --prefix_projection the MLP is fitted to those keys/values (Adam, MSE) starting
 #           from the words' word embeddings; prompt tuning starts from the words' word embeddings (Lester et al.).
-PREFIX_INITS = ("normal", "normal1", "tokens")
+
 # the attention's key / value Linear layers: BERT/RoBERTa/ELECTRA/ALBERT, DeBERTa-v2/v3 (DeBERTa v1 fuses them)
 KEY_VALUE_NAMES = {"key": ("key", "key_proj"), "value": ("value", "value_proj")}
 FIT_STEPS, FIT_LR = 300, 1e-3
@@ -86,6 +107,8 @@ def init_prompt(
         raise ValueError(f"--prefix_init must be one of {', '.join(PREFIX_INITS)}, got {how!r}")
     if how == "normal" or model.method == "finetune":
         return
+    if model.method not in ("prefix", "prompt"):
+        raise PTuningError(f"--prefix_init {how} is defined for --prefix and --prompt, not {model.method!r}")
     encoder = model.prefix_encoder if model.method == "prefix" else model.prompt_encoder
     if how == "normal1":
         nn.init.normal_(encoder.embedding.weight, mean=0.0, std=1.0)
@@ -108,8 +131,8 @@ def init_prompt(
 
 def token_key_values(model, token_ids: torch.Tensor) -> torch.Tensor:
     """The frozen backbone's key and value projections of `token_ids` run alone, laid out as PrefixEncoder's
-    output: (P, 2·L'·H) = (P, L', key/value, heads, head_dim) flattened, L' = model.prefix_layers."""
-    backbone, L = model.backbone, model.config.num_hidden_layers
+    output: (P, 2·L'·H) = (P, L', key/value, heads, head_dim) flattened, L' = the prefixed layers."""
+    backbone, L, layers = model.backbone, model.config.num_hidden_layers, model.method_config.prefix_layers
     captured: dict[str, list[torch.Tensor]] = {"key": [], "value": []}
     hooks = []
     for name, module in backbone.named_modules():
@@ -134,8 +157,8 @@ def token_key_values(model, token_ids: torch.Tensor) -> torch.Tensor:
             f"for {L} layers of {model.config.model_type}: it reads the Linear layers {KEY_VALUE_NAMES}; use "
             "--prefix_init normal or normal1 with this backbone."
         )
-    keys = torch.stack([captured["key"][layer][0] for layer in model.prefix_layers], dim=1)  # (P, L', H)
-    values = torch.stack([captured["value"][layer][0] for layer in model.prefix_layers], dim=1)  # (P, L', H)
+    keys = torch.stack([captured["key"][layer][0] for layer in layers], dim=1)  # (P, L', H)
+    values = torch.stack([captured["value"][layer][0] for layer in layers], dim=1)  # (P, L', H)
     return torch.stack([keys, values], dim=2).reshape(len(token_ids), -1)  # (P, L', 2, H) -> (P, 2·L'·H)
 
 

@@ -7,6 +7,7 @@ import logging
 from transformers import AutoModel
 
 from model.backbones import get_backbone
+from model.config import MethodConfig
 from model.prefix_encoder import init_prompt
 from tasks.task_type import TaskType  # the head kind lives with the tasks; re-exported here
 
@@ -33,25 +34,15 @@ def needs_pooler(config, task_type: TaskType) -> bool:
 
 def build_model(backbone, model_args, task_type: TaskType):
     """Wrap an already built backbone (AutoModel) with the method and head that `model_args` select."""
-    model = head_class(task_type)(
-        backbone,
-        method=model_args.method,
-        pre_seq_len=model_args.pre_seq_len,
-        prefix_projection=model_args.prefix_projection,
-        prefix_hidden_size=model_args.prefix_hidden_size,
-        dropout=model_args.hidden_dropout_prob,
-        shift_positions=model_args.shift_positions,
-        prefix_layers=model_args.prefix_layers,
-        attn_implementation=model_args.attn_implementation,
-        prefix_dropout=model_args.prefix_dropout,
-    )
+    method_config = MethodConfig.from_args(model_args, backbone.config)  # the method, resolved once
+    model = head_class(task_type)(backbone, method_config)
     # --prefix_init (model/prefix_encoder.py); the default "normal" keeps init_new_weights' draw untouched
     tokenizer_path = model_args.tokenizer_name or model_args.model_name_or_path
-    init_prompt(model, model_args.prefix_init, tokenizer_path=tokenizer_path)
+    init_prompt(model, method_config.prefix_init, tokenizer_path=tokenizer_path)
     trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
     logger.info(
         "%s: %d trainable parameters of %d (%.3f%%)",
-        model_args.method,
+        method_config.method,
         trainable,
         total,
         100 * trainable / total,

@@ -64,7 +64,7 @@ def test_default_init_is_bit_identical_to_the_constructors_draws():
     assert torch.equal(m.prefix_encoder.embedding.weight, expected_prefix)
     assert torch.equal(m.classifier.weight, expected_head)
     assert torch.equal(m.classifier.bias, torch.zeros(LABELS))
-    assert m.prefix_dropout is None  # the shared dropout module, as before
+    assert m.prefix_encoder.dropout is None  # the shared dropout module, as before
 
 
 def test_normal1_has_unit_std_and_leaves_the_head_alone():

@@ -16,6 +16,7 @@ from transformers import (
 )
 
 from arguments import ModelArguments
+from model.backbones import shifted_position_ids
 from model.utils import TaskType, build_model
 
 H, L, HEADS, V, P = 32, 2, 4, 120, 5
@@ -170,10 +171,12 @@ def test_masked_prefix_reproduces_the_bare_backbone(kind, attn):
 def test_positions_are_shifted_by_P_by_default():
     model = make_model("bert", prefix=True)
     ids, _ = batch()
-    assert model.position_ids(ids, 10, 3, "cpu")[0].tolist() == list(range(P, P + 10))
+    assert shifted_position_ids(model.quirks, model.config, ids, P)[0].tolist() == list(range(P, P + 10))
     roberta = make_model("roberta", prefix=True)
     ids[0, 8:] = 1
-    assert roberta.position_ids(ids, 10, 3, "cpu")[0].tolist() == [2 + P + i for i in range(8)] + [1, 1]
+    assert shifted_position_ids(roberta.quirks, roberta.config, ids, P)[0].tolist() == [
+        2 + P + i for i in range(8)
+    ] + [1, 1]
 
 
 @pytest.mark.parametrize("kind", ["bert", "roberta"])

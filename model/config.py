@@ -1,0 +1,163 @@
+"""The tuning method's own arguments and its resolved configuration, in the style of PEFT's PrefixTuningConfig.
+
+MethodArguments — the command-line flags of the method (help on every field, checks in __post_init__). ModelArguments
+  (arguments.py) can inherit them, so the method's flags live beside the method. A method is chosen by its boolean
+  flag (METHOD_FLAGS); none set means fine-tuning.
+MethodConfig — the frozen, resolved setting one model is built with: built once by `MethodConfig.from_args(args,
+  config)` (config: the backbone's HF config), kept as `model.method_config` and passed whole. Its fields marked
+  {"checkpoint": True} identify a checkpoint (model/checkpoint.py compares them when loading).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+PREFIX_INITS = ("normal", "normal1", "tokens")  # see model/prefix_encoder.py
+
+
+class PTuningError(ValueError):
+    """A user-fixable problem with the model setup (input too long, checkpoint of another backbone, ...)."""
+
+
+@dataclass(kw_only=True)
+class MethodArguments:
+    # the boolean flags that choose a method, each named as its row in model/methods.py; none set: fine-tuning
+    METHOD_FLAGS: ClassVar[tuple[str, ...]] = ("prefix", "prompt")
+
+    prefix: bool = field(
+        default=False,
+        metadata={"help": "P-tuning v2: deep prompts (key/value prefixes) in every layer."},
+    )
+    prompt: bool = field(
+        default=False,
+        metadata={"help": "Shallow prompt tuning baseline (Lester et al.): prompts at the input only."},
+    )
+    pre_seq_len: int = field(default=4, metadata={"help": "Prefix / prompt length P."})
+    prefix_projection: bool = field(
+        default=False,
+        metadata={"help": "Reparameterise the prefix with a 2-layer tanh MLP (prefix-tuning style)."},
+    )
+    prefix_hidden_size: int = field(
+        default=512, metadata={"help": "Hidden size of the --prefix_projection MLP."}
+    )
+    shift_positions: bool = field(
+        default=True,
+        metadata={
+            "help": "Run real tokens at absolute positions P..P+T-1 as the original (transformers 4.11) did, so its "
+            "hyper-parameters transfer. `--shift_positions False` uses positions 0..T-1."
+        },
+    )
+    prefix_layers: str | None = field(
+        default=None,
+        metadata={
+            "help": "Prompt depth ablation: layers that get a prefix, e.g. '0-5' or '18,19,20,21,22,23' (0-based). "
+            "Default: every layer."
+        },
+    )
+    prefix_init: str = field(
+        default="normal",
+        metadata={
+            "help": "How the prefix/prompt starts: 'normal' = N(0, initializer_range) (the original); 'normal1' = "
+            "N(0, 1); 'tokens' = the frozen backbone's own keys/values of P sampled vocabulary words (Li & Liang "
+            "2021; prompt tuning: their word embeddings). See model/prefix_encoder.py."
+        },
+    )
+    prefix_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout on the prefix only (--prefix). Default: --hidden_dropout_prob, as the original's one "
+            "shared dropout."
+        },
+    )
+
+    def __post_init__(self):
+        if sum(bool(getattr(self, name)) for name in self.METHOD_FLAGS) > 1:
+            raise ValueError(
+                "--prefix and --prompt are exclusive: pick P-tuning v2 (--prefix) or prompt tuning."
+            )
+        tuned = self.method != "finetune"
+        if tuned and self.pre_seq_len < 1:
+            raise ValueError(f"--pre_seq_len must be >= 1 with --prefix/--prompt, got {self.pre_seq_len}.")
+        if self.prefix_hidden_size < 1:
+            raise ValueError(f"--prefix_hidden_size must be >= 1, got {self.prefix_hidden_size}.")
+        if self.prefix_layers is not None and not self.prefix:
+            raise ValueError("--prefix_layers only applies to --prefix (P-tuning v2).")
+        if self.prefix_init not in PREFIX_INITS:
+            raise ValueError(f"--prefix_init must be normal, normal1 or tokens, got {self.prefix_init!r}.")
+        if self.prefix_init != "normal" and not tuned:
+            raise ValueError("--prefix_init only applies to --prefix or --prompt.")
+        if self.prefix_dropout is not None and not self.prefix:
+            raise ValueError("--prefix_dropout only applies to --prefix (P-tuning v2).")
+        if self.prefix_dropout is not None and not 0.0 <= self.prefix_dropout < 1.0:
+            raise ValueError(f"--prefix_dropout must be in [0, 1), got {self.prefix_dropout}.")
+
+    @property
+    def method(self) -> str:
+        """The name of the chosen method ('prefix', 'prompt', ...) or 'finetune' when no method flag is set."""
+        return next((name for name in self.METHOD_FLAGS if getattr(self, name)), "finetune")
+
+
+def parse_layers(spec: str | None, num_layers: int) -> tuple[int, ...]:
+    """'0-5' / '18,20-23' -> sorted 0-based layer indices; None -> every layer."""
+    if spec is None:
+        return tuple(range(num_layers))
+    layers: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        lo, _, hi = part.partition("-")
+        try:
+            layers.update(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            raise PTuningError(
+                f"--prefix_layers {spec!r}: use layer numbers and ranges like '0-5,8'."
+            ) from None
+    if not layers or min(layers) < 0 or max(layers) >= num_layers:
+        raise PTuningError(f"--prefix_layers {spec!r}: layers must lie in 0..{num_layers - 1}.")
+    return tuple(sorted(layers))
+
+
+def _id(**metadata):  # a field that identifies a checkpoint
+    return field(metadata={"checkpoint": True, **metadata})
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """One model's method, resolved against its backbone. Sizes of the backbone come from its HF config, not here."""
+
+    method: str = _id(help="'prefix', 'prompt' or 'finetune' (model/methods.py)")
+    pre_seq_len: int = _id(help="P, the prefix/prompt length; 0 when fine-tuning")
+    prefix_projection: bool = _id(help="prefix through the 2-layer tanh MLP (prefix method only)")
+    prefix_hidden_size: int = _id(help="hidden size of that MLP")
+    prefix_layers: tuple[int, ...] = _id(help="0-based depths that get a prefix; () unless prefix")
+    prefix_dropout: float | None = None  # the prefix's own dropout; None: the shared `dropout` (the original)
+    prefix_init: str = "normal"  # model/prefix_encoder.py init_prompt
+    dropout: float = 0.1  # on the prefix and before the head (--hidden_dropout_prob)
+    shift_positions: bool = True  # real tokens at positions P..P+T-1, as the original
+    attn_implementation: str = "sdpa"  # the stock kernel the prefix is injected into: 'sdpa' or 'eager'
+
+    @classmethod
+    def from_args(cls, args, config) -> MethodConfig:
+        """From ModelArguments (any object with MethodArguments' fields, `method`, `hidden_dropout_prob` and
+        `attn_implementation`) for a backbone with HF config `config`."""
+        method = args.method
+        prefix = method == "prefix"
+        return cls(
+            method=method,
+            pre_seq_len=args.pre_seq_len if method != "finetune" else 0,
+            prefix_projection=bool(args.prefix_projection and prefix),
+            prefix_hidden_size=args.prefix_hidden_size,
+            prefix_layers=parse_layers(args.prefix_layers, config.num_hidden_layers) if prefix else (),
+            prefix_dropout=args.prefix_dropout,
+            prefix_init=args.prefix_init,
+            dropout=args.hidden_dropout_prob,
+            shift_positions=args.shift_positions,
+            attn_implementation=args.attn_implementation,
+        )
+
+    def checkpoint_fields(self) -> dict:
+        """The fields that identify a checkpoint, JSON-ready."""
+        out = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("checkpoint")
+        }
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
