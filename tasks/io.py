@@ -153,3 +153,10 @@ def load_from_hub(
             "Offline? Download the official files and pass --data_dir (see README 'Data layouts')."
         ) from err
     return datasets.DatasetDict(loaded)
+
+
+def column(data, name: str) -> list:
+    """A column as a plain list, from a datasets.Dataset, a dict of lists or a list of dicts."""
+    if isinstance(data, list):
+        return [row[name] for row in data]
+    return list(data[name])

@@ -28,10 +28,10 @@ from functools import partial
 
 import datasets
 
-from tasks import conll
+from tasks import tagging
 from tasks.io import find_split_files, load_from_hub, read_json, require_examples, uses_local_files
-from tasks.registry import DataError, Task, register_task
-from tasks.task_type import TaskType
+from tasks.registry import DataError
+from tasks.tagging import TaggingSpec
 
 TAG_COLUMN = "ner_tags"
 
@@ -64,9 +64,9 @@ HUB_ID_ORDER = {"conll2003": CONLL2003_LABELS, "ontonotes": TNER_ONTONOTES_IDS} 
 
 def _read_columns(path: str, labels, *, token_col: int, sep: str | None, min_columns: int) -> list[dict]:
     rows = []
-    for sent in conll.read_column_file(path, token_col, -1, sep=sep, min_columns=min_columns):
-        tags = conll.convert_and_check(
-            sent.tags, conll.to_iob2, labels, lambda k, s=sent: f"{path}:{s.lineno + k}"
+    for sent in tagging.read_column_file(path, token_col, -1, sep=sep, min_columns=min_columns):
+        tags = tagging.convert_and_check(
+            sent.tags, tagging.to_iob2, labels, lambda k, s=sent: f"{path}:{s.lineno + k}"
         )
         rows.append({"tokens": sent.tokens, TAG_COLUMN: tags})
     return rows
@@ -86,17 +86,17 @@ def _read_spert_json(path: str, labels) -> list[dict]:
             raise DataError(f"{where}: expected an object with 'tokens' and 'tags' (BILOU) or 'entities'.")
         tokens = list(item["tokens"])
         if "tags" in item:
-            tags = conll.convert_and_check(
-                list(item["tags"]), conll.bilou_to_bio, labels, lambda j, w=where: f"{w}, token {j}"
+            tags = tagging.convert_and_check(
+                list(item["tags"]), tagging.bilou_to_bio, labels, lambda j, w=where: f"{w}, token {j}"
             )
         else:
             try:
-                tags = conll.spans_to_bio(len(tokens), item["entities"])
+                tags = tagging.spans_to_bio(len(tokens), item["entities"])
             except (KeyError, TypeError, ValueError) as err:
                 raise DataError(
                     f"{where}: bad entity ({err}); expected {{'type', 'start', 'end'}}."
                 ) from None
-            conll.convert_and_check(tags, list, labels, lambda j, w=where: f"{w}, token {j}")
+            tagging.convert_and_check(tags, list, labels, lambda j, w=where: f"{w}, token {j}")
         if len(tags) != len(tokens):
             raise DataError(f"{where}: {len(tokens)} tokens but {len(tags)} tags.")
         rows.append({"tokens": tokens, TAG_COLUMN: tags})
@@ -109,141 +109,74 @@ def _read_conll2004(path: str, labels) -> list[dict]:
     return _read_columns(path, labels, token_col=0, sep=None, min_columns=2)
 
 
-DATASETS = {
-    # name: (subdirs, layout, reader(path, labels), labels, hub_id)
-    "conll2003": (
-        ("CoNLL03", "conll2003", ""),
-        {
-            "train": ("train.txt", "eng.train"),
-            "validation": ("valid.txt", "eng.testa"),
-            "test": ("test.txt", "eng.testb"),
-        },
-        partial(_read_columns, token_col=0, sep=None, min_columns=4),
-        CONLL2003_LABELS,
-        "eriktks/conll2003",
-    ),
-    "conll2004": (
-        ("CoNLL04", "conll2004", ""),
-        {
-            "train": ("train.txt", "conll04_train.json"),
-            "validation": ("dev.txt", "conll04_dev.json"),
-            "test": ("test.txt", "conll04_test.json"),
-        },
-        _read_conll2004,
-        CONLL2004_LABELS,
-        None,
-    ),
-    "ontonotes": (
-        ("ontoNotes", "ontonotes", ""),
-        {"train": ("train.sd.conllx",), "validation": ("dev.sd.conllx",), "test": ("test.sd.conllx",)},
-        partial(_read_columns, token_col=1, sep="\t", min_columns=3),
-        ONTONOTES_LABELS,
-        "tner/ontonotes5",
-    ),
-}
+# One row per dataset: name, folders, split files (first match wins), reader, labels, Hub copy.
+SPECS = (
+    TaggingSpec("conll2003", ("CoNLL03", "conll2003", ""),
+                {"train": ("train.txt", "eng.train"), "validation": ("valid.txt", "eng.testa"),
+                 "test": ("test.txt", "eng.testb")},
+                CONLL2003_LABELS, partial(_read_columns, token_col=0, sep=None, min_columns=4),
+                hub_id="eriktks/conll2003"),
+    TaggingSpec("conll2004", ("CoNLL04", "conll2004", ""),
+                {"train": ("train.txt", "conll04_train.json"), "validation": ("dev.txt", "conll04_dev.json"),
+                 "test": ("test.txt", "conll04_test.json")},
+                CONLL2004_LABELS, _read_conll2004),
+    TaggingSpec("ontonotes", ("ontoNotes", "ontonotes", ""),
+                {"train": ("train.sd.conllx",), "validation": ("dev.sd.conllx",), "test": ("test.sd.conllx",)},
+                ONTONOTES_LABELS, partial(_read_columns, token_col=1, sep="\t", min_columns=3),
+                hub_id="tner/ontonotes5"),
+)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Task callables
 
 
-def _from_hub(name: str, splits) -> datasets.DatasetDict:
-    hub_id = DATASETS[name][4]
-    loaded = load_from_hub(hub_id, None, splits, revision="refs/convert/parquet")
+def _from_hub(spec: TaggingSpec, splits) -> datasets.DatasetDict:
+    loaded = load_from_hub(spec.hub_id, None, splits, revision="refs/convert/parquet")
     out = {}
     for split, ds in loaded.items():
         tag_col = "ner_tags" if "ner_tags" in ds.column_names else "tags"
         feature = getattr(ds.features[tag_col], "feature", None)
         # eriktks/conll2003 has ClassLabel ids (CONLL2003_LABELS order); tner has bare ints in its own order
-        names = feature.names if isinstance(feature, datasets.ClassLabel) else HUB_ID_ORDER[name]
+        names = feature.names if isinstance(feature, datasets.ClassLabel) else HUB_ID_ORDER[spec.name]
         rows = [
             {
                 "id": str(row.get("id", k)),
                 "tokens": row["tokens"],
-                TAG_COLUMN: conll.to_iob2([names[t] for t in row[tag_col]]),
+                TAG_COLUMN: tagging.to_iob2([names[t] for t in row[tag_col]]),
             }
             for k, row in enumerate(ds)
         ]
-        out[split] = conll.tagging_dataset(rows, TAG_COLUMN)
+        out[split] = tagging.tagging_dataset(rows, TAG_COLUMN)
     return datasets.DatasetDict(out)
 
 
-def load(data_args, splits, *, name: str) -> datasets.DatasetDict:
-    subdirs, layout, reader, labels, hub_id = DATASETS[name]
+def load(data_args, splits, *, spec: TaggingSpec) -> datasets.DatasetDict:
+    name, subdirs, layout = spec.name, spec.subdirs, spec.layout
     if not uses_local_files(data_args):
-        if hub_id is None:
+        if spec.hub_id is None:
             raise DataError(
                 f"{name} has no Hugging Face Hub copy: download it and pass --data_dir (expected "
                 f"{'/'.join(subdirs[:1])}/{layout['train'][0]} etc.; see README 'Data layouts')."
             )
-        return _from_hub(name, splits)
+        return _from_hub(spec, splits)
     paths = find_split_files(data_args, splits, subdirs, layout)
     out = {}
     for split, path in paths.items():
-        rows = reader(path, labels)
+        rows = spec.read(path, spec.label_list)
         require_examples(rows, path, f"{name} sentences in the official layout; see README 'Data layouts'")
         for k, row in enumerate(rows):
             row["id"] = str(k)
-        out[split] = conll.tagging_dataset(rows, TAG_COLUMN)
+        out[split] = tagging.tagging_dataset(rows, TAG_COLUMN)
     return datasets.DatasetDict(out)
-
-
-def preprocess(batch, tokenizer, data_args, *, label_list) -> dict:
-    """Words -> sub-tokens (truncated to --max_seq_length); `labels` = the word's label id on its first
-    sub-token, -100 on the other sub-tokens, specials and padding."""
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("NER needs a fast tokenizer (word_ids() aligns labels); load it with use_fast=True.")
-    label_to_id = {label: i for i, label in enumerate(label_list)}
-    words = [list(w) for w in batch["tokens"]]
-    kwargs = {
-        "is_split_into_words": True,
-        "truncation": True,
-        "max_length": data_args.max_seq_length,
-        "padding": conll.padding_arg(data_args),
-    }
-    enc = tokenizer(words, **kwargs)
-    fixed = conll.fix_empty_words(words, enc, tokenizer)
-    if fixed is not None:
-        enc = tokenizer(fixed, **kwargs)
-    out = {key: list(value) for key, value in enc.items()}
-    out["labels"] = [
-        conll.first_subtoken_labels(enc.word_ids(i), enc.sequence_ids(i), [label_to_id[t] for t in tags])
-        for i, tags in enumerate(batch[TAG_COLUMN])
-    ]
-    return out
 
 
 def compute_metrics(predictions, features, examples, data_args, *, label_list) -> dict[str, float]:
     """seqeval precision / recall / f1 / accuracy (as the original); main metric "f1"."""
-    gold, pred = conll.gold_and_predicted(predictions, features, examples, label_list, TAG_COLUMN)
-    return conll.seqeval_scores(gold, pred)
+    gold, pred = tagging.gold_and_predicted(predictions, features, examples, label_list, TAG_COLUMN)
+    return tagging.seqeval_scores(gold, pred)
 
 
-def predictions_to_records(predictions, features, examples, data_args, *, label_list) -> list[dict]:
-    """One {"tokens", "tags"} row per sentence (predicted IOB tags, "O" for words cut by truncation)."""
-    _, pred = conll.gold_and_predicted(predictions, features, examples, label_list, TAG_COLUMN)
-    return [
-        {"tokens": list(tokens), "tags": tags}
-        for tokens, tags in zip(conll.column(examples, "tokens"), pred, strict=True)
-    ]
-
-
-TASKS = {}
-for _name, (_subdirs, _layout, _reader, _labels, _hub) in DATASETS.items():
-    TASKS[_name] = register_task(
-        Task(
-            family="ner",
-            name=_name,
-            task_type=TaskType.TOKEN_CLASSIFICATION,
-            load=partial(load, name=_name),
-            preprocess=partial(preprocess, label_list=_labels),
-            compute_metrics=partial(compute_metrics, label_list=_labels),
-            main_metric="f1",
-            label_list=_labels,
-            schedule="exponential",
-            collator="token_classification",
-            pretokenized=True,
-            predictions_to_records=partial(predictions_to_records, label_list=_labels),
-            hub_id=_hub,
-        )
-    )
+TASKS = tagging.register_family(
+    "ner", SPECS, load=load, compute_metrics=compute_metrics, tag_column=TAG_COLUMN
+)

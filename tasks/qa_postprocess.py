@@ -19,13 +19,8 @@ import collections
 
 import numpy as np
 
+from tasks.io import column
 from tasks.squad_metrics import exact_match_score, f1_score, metric_max_over_ground_truths, normalize_answer
-
-
-def _column(data, name: str) -> list:
-    if isinstance(data, list):
-        return [row[name] for row in data]
-    return list(data[name])
 
 
 def _best_span(start, end, offsets, n_best_size: int, max_answer_length: int):
@@ -56,8 +51,8 @@ def postprocess_predictions(
     max_answer_length: int = 30,
     null_score_diff_threshold: float = 0.0,
 ) -> dict[str, str]:
-    ids, contexts = _column(examples, "id"), _column(examples, "context")
-    feature_ids, offsets = _column(features, "example_id"), _column(features, "offset_mapping")
+    ids, contexts = column(examples, "id"), column(examples, "context")
+    feature_ids, offsets = column(features, "example_id"), column(features, "offset_mapping")
     if len(start_logits) != len(feature_ids) or len(end_logits) != len(feature_ids):
         raise ValueError(
             f"{len(start_logits)} start / {len(end_logits)} end logit rows for {len(feature_ids)} features."
@@ -87,7 +82,7 @@ def postprocess_predictions(
 def squad_scores(predictions: dict[str, str], examples, version_2: bool) -> dict[str, float]:
     """exact_match and f1 over `examples` ("id", "answers": {"text": [...]}); v2 adds HasAns_/NoAns_ parts
     (a group with no question is left out, as in the official evaluate-v2.0.py)."""
-    ids, answers = _column(examples, "id"), _column(examples, "answers")
+    ids, answers = column(examples, "id"), column(examples, "answers")
     exact, f1, has_answer = [], [], []
     for qid, gold in zip(ids, answers, strict=True):
         pred = predictions.get(qid, "")

@@ -23,20 +23,17 @@ Labels sit on the first sub-token of the sentence's words only (-100 on specials
 continuation sub-tokens), from `word_ids()`; only the sentence is truncated, so the predicate is never cut.
 
 Metric: main "f1" is seqeval F1 over argument spans EXCLUDING the predicate's own V span, the CoNLL
-srl-eval.pl convention; "f1_with_v" (+ precision/recall) is the original's number, which counted V
-(SPEC §5.2 item 16).
+srl-eval.pl convention; "f1_with_v" (+ precision/recall) is the original's number, which counted V.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
 import datasets
 
-from tasks import conll
+from tasks import tagging
 from tasks.io import find_split_files, read_lines, require_examples, uses_local_files
-from tasks.registry import DataError, Task, register_task
-from tasks.task_type import TaskType
+from tasks.registry import DataError
+from tasks.tagging import TaggingSpec
 
 TAG_COLUMN = "tags"
 
@@ -64,30 +61,17 @@ _C12 = """
 """
 CONLL2012_LABELS = _inventory(_C12 + " ARGM-LVB ARGM-PRR ARGM-PRX R-ARG5 V", _C12)
 
-DATASETS = {
-    # name: (subdirs, layout, label_list, test_splits)
-    "conll2005": (
-        ("CoNLL05", "conll2005", ""),
-        {
-            "train": ("conll05.train.txt",),
-            "validation": ("conll05.devel.txt",),
-            "test_wsj": ("conll05.test.wsj.txt",),
-            "test_brown": ("conll05.test.brown.txt",),
-        },
-        CONLL2005_LABELS,
-        ("test_wsj", "test_brown"),
-    ),
-    "conll2012": (
-        ("CoNLL12", "conll2012", ""),
-        {
-            "train": ("conll2012.train.txt",),
-            "validation": ("conll2012.devel.txt",),
-            "test": ("conll2012.test.txt",),
-        },
-        CONLL2012_LABELS,
-        ("test",),
-    ),
-}
+# One row per dataset: name, folders, split files, labels (reader: read_srl_file; no Hub copy), test splits.
+SPECS = (
+    TaggingSpec("conll2005", ("CoNLL05", "conll2005", ""),
+                {"train": ("conll05.train.txt",), "validation": ("conll05.devel.txt",),
+                 "test_wsj": ("conll05.test.wsj.txt",), "test_brown": ("conll05.test.brown.txt",)},
+                CONLL2005_LABELS, test_splits=("test_wsj", "test_brown")),
+    TaggingSpec("conll2012", ("CoNLL12", "conll2012", ""),
+                {"train": ("conll2012.train.txt",), "validation": ("conll2012.devel.txt",),
+                 "test": ("conll2012.test.txt",)},
+                CONLL2012_LABELS),
+)  # fmt: skip
 
 
 def read_srl_file(path: str, labels) -> list[dict]:
@@ -113,13 +97,13 @@ def read_srl_file(path: str, labels) -> list[dict]:
             raise DataError(f"{path}:{lineno}: {len(tokens)} tokens but {len(tags)} tags.")
         if not 0 <= index < len(tokens):
             raise DataError(f"{path}:{lineno}: predicate index {index} outside the {len(tokens)} tokens.")
-        conll.convert_and_check(tags, list, labels, lambda k, n=lineno: f"{path}:{n} (token {k})")
+        tagging.convert_and_check(tags, list, labels, lambda k, n=lineno: f"{path}:{n} (token {k})")
         rows.append({"id": str(len(rows)), "index": index, "tokens": tokens, TAG_COLUMN: tags})
     return require_examples(rows, path, "'<predicate index> tok1 ... tokN ||| tag1 ... tagN' lines")
 
 
-def load(data_args, splits, *, name: str) -> datasets.DatasetDict:
-    subdirs, layout, labels, _ = DATASETS[name]
+def load(data_args, splits, *, spec: TaggingSpec) -> datasets.DatasetDict:
+    name, subdirs, layout, labels = spec.name, spec.subdirs, spec.layout, spec.label_list
     if not uses_local_files(data_args):
         raise DataError(
             f"{name} (LDC-licensed) has no Hugging Face Hub copy: pass --data_dir holding "
@@ -132,40 +116,10 @@ def load(data_args, splits, *, name: str) -> datasets.DatasetDict:
     extra = {"index": datasets.Value("int32")}
     return datasets.DatasetDict(
         {
-            split: conll.tagging_dataset(read_srl_file(path, labels), TAG_COLUMN, extra)
+            split: tagging.tagging_dataset(read_srl_file(path, labels), TAG_COLUMN, extra)
             for split, path in paths.items()
         }
     )
-
-
-def preprocess(batch, tokenizer, data_args, *, label_list) -> dict:
-    """(words, [predicate word]) pair -> sub-tokens; labels on the words' first sub-tokens only."""
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("SRL needs a fast tokenizer (word_ids() aligns labels); load it with use_fast=True.")
-    label_to_id = {label: i for i, label in enumerate(label_list)}
-    words = [list(w) for w in batch["tokens"]]
-    kwargs = {
-        "is_split_into_words": True,
-        "truncation": "only_first",  # cut the sentence, never the predicate segment
-        "max_length": data_args.max_seq_length,
-        "padding": conll.padding_arg(data_args),
-    }
-
-    def encode(words):
-        return tokenizer(words, [[w[i]] for w, i in zip(words, batch["index"], strict=True)], **kwargs)
-
-    enc = encode(words)
-    fixed = conll.fix_empty_words(words, enc, tokenizer)
-    if fixed is not None:
-        enc = encode(fixed)
-    out = {key: list(value) for key, value in enc.items()}
-    if "token_type_ids" in out:  # one segment id, as the original's single-sequence "[SEP]" encoding had
-        out["token_type_ids"] = [[0] * len(row) for row in out["token_type_ids"]]
-    out["labels"] = [
-        conll.first_subtoken_labels(enc.word_ids(i), enc.sequence_ids(i), [label_to_id[t] for t in tags])
-        for i, tags in enumerate(batch[TAG_COLUMN])
-    ]
-    return out
 
 
 def without_v(sentences: list[list[str]]) -> list[list[str]]:
@@ -175,38 +129,13 @@ def without_v(sentences: list[list[str]]) -> list[list[str]]:
 
 def compute_metrics(predictions, features, examples, data_args, *, label_list) -> dict[str, float]:
     """precision / recall / f1 / accuracy without the V span (main "f1"); *_with_v as the original counted."""
-    gold, pred = conll.gold_and_predicted(predictions, features, examples, label_list, TAG_COLUMN)
-    scores = conll.seqeval_scores(without_v(gold), without_v(pred))
-    with_v = conll.seqeval_scores(gold, pred)
+    gold, pred = tagging.gold_and_predicted(predictions, features, examples, label_list, TAG_COLUMN)
+    scores = tagging.seqeval_scores(without_v(gold), without_v(pred))
+    with_v = tagging.seqeval_scores(gold, pred)
     scores.update({f"{key}_with_v": with_v[key] for key in ("precision", "recall", "f1")})
     return scores
 
 
-def predictions_to_records(predictions, features, examples, data_args, *, label_list) -> list[dict]:
-    """One {"tokens", "tags", "index"} row per predicate instance (predicted tags, V included)."""
-    _, pred = conll.gold_and_predicted(predictions, features, examples, label_list, TAG_COLUMN)
-    tokens, index = conll.column(examples, "tokens"), conll.column(examples, "index")
-    return [
-        {"tokens": list(t), "tags": p, "index": int(i)} for t, p, i in zip(tokens, pred, index, strict=True)
-    ]
-
-
-TASKS = {}
-for _name, (_subdirs, _layout, _labels, _tests) in DATASETS.items():
-    TASKS[_name] = register_task(
-        Task(
-            family="srl",
-            name=_name,
-            task_type=TaskType.TOKEN_CLASSIFICATION,
-            load=partial(load, name=_name),
-            preprocess=partial(preprocess, label_list=_labels),
-            compute_metrics=partial(compute_metrics, label_list=_labels),
-            main_metric="f1",
-            label_list=_labels,
-            schedule="exponential",
-            collator="token_classification",
-            pretokenized=True,
-            test_splits=_tests,
-            predictions_to_records=partial(predictions_to_records, label_list=_labels),
-        )
-    )
+TASKS = tagging.register_family(
+    "srl", SPECS, load=load, compute_metrics=compute_metrics, tag_column=TAG_COLUMN, pair_column="index"
+)

@@ -9,7 +9,7 @@ import pytest
 
 from arguments import DataTrainingArguments
 from fixtures import REAL_DATA, needs_real
-from tasks import conll, ner
+from tasks import ner, tagging
 from tasks.registry import DataError
 from tiny import bert_tokenizer, roberta_tokenizer
 
@@ -285,7 +285,7 @@ def test_hub_fallback_reads_the_parquet_export(monkeypatch):
 def test_seqeval_by_hand():
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
     pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O"]]
-    scores = conll.seqeval_scores(gold, pred)  # 2 of 3 chunks right each way; 5 of 6 tokens
+    scores = tagging.seqeval_scores(gold, pred)  # 2 of 3 chunks right each way; 5 of 6 tokens
     assert scores == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "accuracy": 5 / 6})
 
 

@@ -1,7 +1,12 @@
-"""Shared helpers of the word-tagging families (tasks/ner.py, tasks/srl.py): column files, tag schemes,
-sub-token label alignment, word-level predictions and the seqeval metric.
+"""The word-tagging toolkit shared by tasks/ner.py and tasks/srl.py: the dataset row (TaggingSpec) and its
+registration, column files, tag schemes, sub-token label alignment, word-level predictions and the seqeval metric.
 
 Contracts:
+  TaggingSpec: one dataset of a tagging family (folders, split files, reader, label inventory, Hub id, test splits);
+      register_family(family, specs, load, compute_metrics, pair_column) registers one Task per row.
+  tokenize_and_align(batch, tokenizer, data_args, label_list, tag_column, pair_column=None): words (and, for SRL,
+      the predicate word as a second segment) -> sub-tokens with labels on each word's first sub-token.
+  predictions_to_records(...): one {"tokens", "tags"[, extra columns]} row per example.
   read_column_file(path, token_col, tag_col, ...) -> list of Sentence(tokens, tags, lineno)
       Read through tasks.io.read_lines (UTF-8 with or without BOM, LF or CRLF). Blank lines and `-DOCSTART-`
       lines end a sentence; too few columns is a DataError "file:line".
@@ -19,14 +24,17 @@ Contracts:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import datasets
 import numpy as np
 
-from tasks.io import read_lines
-from tasks.registry import DataError
+from tasks.io import column, read_lines
+from tasks.registry import DataError, Task, register_task
+from tasks.task_type import TaskType
 
 IGNORE = -100  # label of special tokens, non-first sub-tokens and padding: skipped by the loss and the metric
 
@@ -70,9 +78,8 @@ def read_column_file(
             start = lineno
         tokens.append(cols[token_col])
         tags.append(cols[tag_col].strip())
-    if (
-        tokens
-    ):  # a file without a final blank line still yields its last sentence (the original's OntoNotes did not)
+    # a file without a final blank line still yields its last sentence (the original's OntoNotes did not)
+    if tokens:
         sentences.append(Sentence(tokens, tags, start))
     return sentences
 
@@ -193,6 +200,46 @@ def padding_arg(data_args) -> str | bool:
     return "max_length" if data_args.pad_to_max_length else False
 
 
+def tokenize_and_align(
+    batch, tokenizer, data_args, *, label_list, tag_column: str, family: str, pair_column: str | None = None
+) -> dict:
+    """Words -> sub-tokens truncated to --max_seq_length; `labels` = the word's label id on its first sub-token,
+    -100 on the other sub-tokens, specials and padding. With `pair_column` (SRL: the predicate's word index) the
+    pair (words, [that word]) is encoded with truncation="only_first", so only the sentence is ever cut, and
+    token_type_ids are all 0 (one segment id, as the original's single-sequence "[SEP]" encoding had)."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(
+            f"{family.upper()} needs a fast tokenizer (word_ids() aligns labels); load it with use_fast=True."
+        )
+    label_to_id = {label: i for i, label in enumerate(label_list)}
+    kwargs = {
+        "is_split_into_words": True,
+        # cut the sentence, never the predicate segment
+        "truncation": "only_first" if pair_column else True,
+        "max_length": data_args.max_seq_length,
+        "padding": padding_arg(data_args),
+    }
+
+    def encode(words):
+        if pair_column is None:
+            return tokenizer(words, **kwargs)
+        return tokenizer(words, [[w[i]] for w, i in zip(words, batch[pair_column], strict=True)], **kwargs)
+
+    words = [list(w) for w in batch["tokens"]]
+    enc = encode(words)
+    fixed = fix_empty_words(words, enc, tokenizer)
+    if fixed is not None:
+        enc = encode(fixed)
+    out = {key: list(value) for key, value in enc.items()}
+    if pair_column is not None and "token_type_ids" in out:
+        out["token_type_ids"] = [[0] * len(row) for row in out["token_type_ids"]]
+    out["labels"] = [
+        first_subtoken_labels(enc.word_ids(i), enc.sequence_ids(i), [label_to_id[t] for t in tags])
+        for i, tags in enumerate(batch[tag_column])
+    ]
+    return out
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Predictions and metric
 
@@ -258,12 +305,79 @@ def seqeval_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, fl
     }
 
 
-def column(data, name: str) -> list:
-    """A column as a plain list, from a datasets.Dataset, a dict of lists or a list of dicts."""
-    if isinstance(data, list):
-        return [row[name] for row in data]
-    return list(data[name])
+def predictions_to_records(
+    predictions, features, examples, data_args, *, label_list, tag_column: str, extra_columns=()
+) -> list[dict]:
+    """One {"tokens", "tags", *extra_columns} row per example: the predicted tags, "O" for words cut by truncation
+    (SRL adds its predicate "index", V included)."""
+    _, pred = gold_and_predicted(predictions, features, examples, label_list, tag_column)
+    extra = [column(examples, name) for name in extra_columns]
+    rows = []
+    for k, (tokens, tags) in enumerate(zip(column(examples, "tokens"), pred, strict=True)):
+        row = {"tokens": list(tokens), "tags": tags}
+        row.update({name: int(values[k]) for name, values in zip(extra_columns, extra, strict=True)})
+        rows.append(row)
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Hub
+# Dataset rows and their registration
+
+
+@dataclass(frozen=True)
+class TaggingSpec:
+    """One dataset of a word-tagging family (NER, SRL): one row in that family's SPECS."""
+
+    name: str  # --dataset_name
+    subdirs: tuple[str, ...]  # folders under --data_dir tried in order ("" = --data_dir itself)
+    layout: dict[str, tuple[str, ...]]  # split -> official file name(s), first match wins
+    label_list: tuple[str, ...]  # the tag inventory, in the original's order (fixes the head size)
+    read: Callable | None = None  # read(path, label_list) -> rows {"tokens", <tags>, ...}; None: the family's
+    hub_id: str | None = None  # Hub copy used when no local file is given (None: local data only)
+    test_splits: tuple[str, ...] = ("test",)
+
+
+def register_family(
+    family: str,
+    specs: Sequence[TaggingSpec],
+    *,
+    load: Callable,
+    compute_metrics: Callable,
+    tag_column: str,
+    pair_column: str | None = None,
+) -> dict[str, Task]:
+    """One Task per spec: load(data_args, splits, spec=...), compute_metrics(..., label_list=...), the shared
+    tokenize_and_align / predictions_to_records, the original's x0.95/epoch schedule. Returns {name: Task}."""
+    tasks = {}
+    for spec in specs:
+        labels = spec.label_list
+        tasks[spec.name] = register_task(
+            Task(
+                family=family,
+                name=spec.name,
+                task_type=TaskType.TOKEN_CLASSIFICATION,
+                load=partial(load, spec=spec),
+                preprocess=partial(
+                    tokenize_and_align,
+                    label_list=labels,
+                    tag_column=tag_column,
+                    family=family,
+                    pair_column=pair_column,
+                ),
+                compute_metrics=partial(compute_metrics, label_list=labels),
+                main_metric="f1",
+                label_list=labels,
+                schedule="exponential",
+                collator="token_classification",
+                pretokenized=True,
+                test_splits=spec.test_splits,
+                predictions_to_records=partial(
+                    predictions_to_records,
+                    label_list=labels,
+                    tag_column=tag_column,
+                    extra_columns=(pair_column,) if pair_column else (),
+                ),
+                hub_id=spec.hub_id,
+            )
+        )
+    return tasks
