@@ -1,10 +1,7 @@
 """SuperGLUE: boolq cb rte wic wsc copa multirc record, one registered Task each.
 
-Data. The official jsonl files `<Task>/{train,val,test}.jsonl` (split "validation" is val.jsonl) under
---data_dir, which may be the SuperGLUE folder or the task folder itself; explicit --*_file override; without
-either, the Hub copy `aps/super_glue` (config = dataset name). Local files are read through tasks.io (UTF-8
-with or without BOM, LF or CRLF; a bad byte, a bad line, an empty label or an empty split is a DataError
-naming the file and line). Local and Hub data end as the same columns, the Hub's names:
+Data (read in tasks/superglue_data.py): the official `<Task>/{train,val,test}.jsonl` under --data_dir, explicit
+--*_file, or the Hub copy `aps/super_glue`. Local and Hub data end as the same columns, the Hub's names:
   boolq   question passage idx label
   cb, rte premise hypothesis idx label
   wic     word sentence1 sentence2 idx label
@@ -14,7 +11,7 @@ naming the file and line). Local and Hub data end as the same columns, the Hub's
   record  passage query entities answers idx{passage,query}                   (one row per query, no label)
 `label` is an id into the task's label_list (the Hub's class order), -1 where the split has no labels (test).
 
-Inputs follow the original tasks/superglue/dataset.py (SPEC §2): pair encodings truncated longest_first at
+Inputs follow the original tasks/superglue/dataset.py: pair encodings truncated longest_first at
 --max_seq_length; WiC/WSC templates chosen by --template_id; COPA as 2-way multiple choice, features (2, T);
 ReCoRD one feature per (query, candidate entity). Labels go to the "labels" column.
 
@@ -28,128 +25,31 @@ writer): {"idx", "label"} per example, COPA's label an int; MultiRC one row per 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import datasets
 import numpy as np
 
 from tasks.classification_metrics import accuracy, f1_binary, f1_macro
-from tasks.io import (
-    find_split_files,
-    load_from_hub,
-    read_jsonl,
-    require_examples,
-    require_keys,
-    uses_local_files,
-)
-from tasks.registry import DataError, Task, register_task
+from tasks.registry import Task, register_task
 from tasks.squad_metrics import exact_match_score, f1_score, metric_max_over_ground_truths
+from tasks.superglue_data import (
+    BOOL_LABELS,
+    BOOLQ,
+    COPA,
+    HUB_ID,
+    MULTIRC,
+    NLI,
+    RECORD,
+    WIC,
+    WSC,
+    flat_reader,
+    loader,
+    read_multirc,
+    read_record,
+    read_wsc,
+)
 from tasks.task_type import TaskType
-
-HUB_ID = "aps/super_glue"
-LAYOUT = {"train": ("train.jsonl",), "validation": ("val.jsonl",), "test": ("test.jsonl",)}
-BOOL_LABELS = ("False", "True")  # the Hub's order for boolq, wic, wsc, multirc
-
-_STR, _INT, _LABEL = datasets.Value("string"), datasets.Value("int32"), datasets.Value("int64")
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Reading the official files: each reader turns one json line into the task's raw rows.
-# ------------------------------------------------------------------------------------------------------------
-
-
-def _label_id(value, label_list: tuple[str, ...], where: str) -> int:
-    """Id of a gold label. Boolean tasks accept JSON booleans, 0/1 (MultiRC) and "true"/"false" strings."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise DataError(f"{where}: empty label; expected one of {', '.join(label_list)}.")
-    key = str(value)
-    if label_list == BOOL_LABELS:
-        key = {"0": "False", "1": "True"}.get(key, key.capitalize())
-    if key not in label_list:
-        raise DataError(f"{where}: label {value!r} is not one of {', '.join(label_list)}.")
-    return label_list.index(key)
-
-
-def _flat_reader(*keys: str):
-    """Reader for tasks whose json line already is one row: copy `keys`, idx and the label."""
-
-    def read(row, path, lineno, label_list, labelled):
-        require_keys(row, (*keys, "idx") + (("label",) if labelled else ()), path, lineno)
-        out = {k: row[k] for k in (*keys, "idx")}
-        out["label"] = _label_id(row["label"], label_list, f"{path}:{lineno}") if labelled else -1
-        return [out]
-
-    return read
-
-
-def _read_wsc(row, path, lineno, label_list, labelled):
-    require_keys(row, ("text", "target", "idx") + (("label",) if labelled else ()), path, lineno)
-    spans = ("span1_index", "span2_index", "span1_text", "span2_text")
-    require_keys(row["target"], spans, path, lineno)
-    n_words = len(row["text"].split())
-    if not 0 <= row["target"]["span2_index"] < n_words:  # template 1 marks this word
-        raise DataError(
-            f"{path}:{lineno}: span2_index {row['target']['span2_index']} is outside the {n_words} words."
-        )
-    out = {"text": row["text"], **{k: row["target"][k] for k in spans}, "idx": row["idx"]}
-    out["label"] = _label_id(row["label"], label_list, f"{path}:{lineno}") if labelled else -1
-    return [out]
-
-
-def _read_multirc(row, path, lineno, label_list, labelled):
-    """One row per answer option, as the Hub's multirc."""
-    require_keys(row, ("idx", "passage"), path, lineno)
-    require_keys(row["passage"], ("text", "questions"), path, lineno)
-    rows = []
-    for question in row["passage"]["questions"]:
-        require_keys(question, ("question", "answers", "idx"), path, lineno)
-        for answer in question["answers"]:
-            require_keys(answer, ("text", "idx") + (("label",) if labelled else ()), path, lineno)
-            label = _label_id(answer["label"], label_list, f"{path}:{lineno}") if labelled else -1
-            idx = {"paragraph": row["idx"], "question": question["idx"], "answer": answer["idx"]}
-            paragraph, text = row["passage"]["text"], answer["text"]
-            rows.append(
-                {"paragraph": paragraph, "question": question["question"], "answer": text}
-                | {"idx": idx, "label": label}
-            )
-    return rows
-
-
-def _read_record(row, path, lineno, label_list, labelled):
-    """One row per query. Candidates are the passage's distinct entity strings in order of appearance (entity
-    `end` is inclusive), answers the distinct answer strings, as the Hub's record."""
-    require_keys(row, ("idx", "passage", "qas"), path, lineno)
-    require_keys(row["passage"], ("text", "entities"), path, lineno)
-    text = row["passage"]["text"]
-    spans = sorted((e["start"], e["end"]) for e in row["passage"]["entities"])
-    entities = list(dict.fromkeys(text[start : end + 1] for start, end in spans))
-    rows = []
-    for qa in row["qas"]:
-        require_keys(qa, ("query", "idx") + (("answers",) if labelled else ()), path, lineno)
-        answers = sorted({a["text"] for a in qa.get("answers", [])})
-        idx = {"passage": row["idx"], "query": qa["idx"]}
-        rows.append(
-            {"passage": text, "query": qa["query"], "entities": entities, "answers": answers, "idx": idx}
-        )
-    return rows
-
-
-def _loader(name: str, folder: str, features: datasets.Features, read: Callable, label_list):
-    def load(data_args, splits) -> datasets.DatasetDict:
-        if not uses_local_files(data_args):
-            return load_from_hub(HUB_ID, name, splits).select_columns(list(features))
-        files = find_split_files(data_args, splits, (folder, ""), LAYOUT)
-        out = {}
-        for split, path in files.items():
-            labelled = split != "test"  # the official test files have no labels
-            rows = [
-                r for lineno, obj in read_jsonl(path) for r in read(obj, path, lineno, label_list, labelled)
-            ]
-            require_examples(rows, path, f"the official {folder}/{LAYOUT[split][0]} jsonl")
-            out[split] = datasets.Dataset.from_list(rows, features=features)
-        return datasets.DatasetDict(out)
-
-    return load
-
 
 # ------------------------------------------------------------------------------------------------------------
 # Preprocessing (batched datasets.map functions), as the original tasks/superglue/dataset.py.
@@ -350,57 +250,21 @@ def _records_record(predictions, features, examples, data_args):
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _features(**columns) -> datasets.Features:
-    return datasets.Features(columns)
+@dataclass(frozen=True)
+class SuperGlueSpec:
+    """One SuperGLUE dataset: one row of SPECS."""
 
-
-_BOOLQ = _features(question=_STR, passage=_STR, idx=_INT, label=_LABEL)
-_NLI = _features(premise=_STR, hypothesis=_STR, idx=_INT, label=_LABEL)
-_WIC = _features(word=_STR, sentence1=_STR, sentence2=_STR, idx=_INT, label=_LABEL)
-_WSC = _features(
-    text=_STR, span1_index=_INT, span2_index=_INT, span1_text=_STR, span2_text=_STR, idx=_INT, label=_LABEL
-)
-_COPA = _features(premise=_STR, choice1=_STR, choice2=_STR, question=_STR, idx=_INT, label=_LABEL)
-_MULTIRC = _features(
-    paragraph=_STR,
-    question=_STR,
-    answer=_STR,
-    idx={"paragraph": _INT, "question": _INT, "answer": _INT},
-    label=_LABEL,
-)
-_RECORD = _features(
-    passage=_STR,
-    query=_STR,
-    entities=datasets.List(_STR),
-    answers=datasets.List(_STR),
-    idx={"passage": _INT, "query": _INT},
-)
-
-
-TASKS: dict[str, Task] = {}  # dataset name -> its registered Task
-
-
-def _register(
-    name, folder, features, read, preprocess, compute_metrics, records, label_list, main="accuracy", **kw
-):
-    TASKS[name] = register_task(
-        Task(
-            family="superglue",
-            name=name,
-            task_type=kw.pop("task_type", TaskType.SEQUENCE_CLASSIFICATION),
-            # COPA's gold is the choice number 0/1 (its label_list is None: one score per choice)
-            load=_loader(name, folder, features, read, label_list or ("0", "1")),
-            preprocess=preprocess,
-            compute_metrics=compute_metrics,
-            main_metric=main,
-            label_list=label_list,
-            schedule="linear",  # the original's BaseTrainer: HF linear decay
-            predictions_to_records=records,
-            hub_id=HUB_ID,
-            extra={"folder": folder},
-            **kw,
-        )
-    )
+    name: str  # --dataset_name (= the Hub config)
+    folder: str  # the official folder under --data_dir
+    label_list: tuple[str, ...] | None  # the Hub's class order; None: COPA (one score per choice)
+    features: datasets.Features  # raw columns (tasks/superglue_data.py)
+    read: Callable  # one json line -> raw rows (tasks/superglue_data.py)
+    preprocess: Callable
+    metrics: Callable
+    records: Callable  # leaderboard rows
+    main_metric: str = "accuracy"
+    task_type: TaskType = TaskType.SEQUENCE_CLASSIFICATION
+    collator: str = "default"
 
 
 _LOWER_BOOL = ("false", "true")  # BoolQ and WiC leaderboard labels; WSC's are "False"/"True"
@@ -408,22 +272,43 @@ NLI3 = ("entailment", "contradiction", "neutral")
 NLI2 = ("entailment", "not_entailment")
 _QP, _PH = ("question", "passage"), ("premise", "hypothesis")
 
-# fmt: off
-_register("boolq", "BoolQ", _BOOLQ, _flat_reader(*_QP), _classification(_columns(*_QP)),
-          _metrics_accuracy, _records_per_example(_LOWER_BOOL), BOOL_LABELS)
-_register("cb", "CB", _NLI, _flat_reader(*_PH), _classification(_columns(*_PH)),
-          _metrics_cb, _records_per_example(NLI3), NLI3)
-_register("rte", "RTE", _NLI, _flat_reader(*_PH), _classification(_columns(*_PH)),
-          _metrics_accuracy, _records_per_example(NLI2), NLI2)
-_register("wic", "WiC", _WIC, _flat_reader("word", "sentence1", "sentence2"), _classification(_wic_texts),
-          _metrics_accuracy, _records_per_example(_LOWER_BOOL), BOOL_LABELS)
-_register("wsc", "WSC", _WSC, _read_wsc, _classification(_wsc_texts),
-          _metrics_accuracy, _records_per_example(BOOL_LABELS), BOOL_LABELS)
-_register("copa", "COPA", _COPA, _flat_reader("premise", "choice1", "choice2", "question"), _preprocess_copa,
-          _metrics_accuracy, _records_per_example(None), None,
-          task_type=TaskType.MULTIPLE_CHOICE, collator="multiple_choice")
-_register("multirc", "MultiRC", _MULTIRC, _read_multirc, _preprocess_multirc,
-          _metrics_multirc, _records_multirc, BOOL_LABELS, main="f1a")
-_register("record", "ReCoRD", _RECORD, _read_record, _preprocess_record,
-          _metrics_record, _records_record, ("0", "1"), main="f1")
-# fmt: on
+SPECS = (
+    SuperGlueSpec("boolq", "BoolQ", BOOL_LABELS, BOOLQ, flat_reader(*_QP), _classification(_columns(*_QP)),
+                  metrics=_metrics_accuracy, records=_records_per_example(_LOWER_BOOL)),
+    SuperGlueSpec("cb", "CB", NLI3, NLI, flat_reader(*_PH), _classification(_columns(*_PH)),
+                  metrics=_metrics_cb, records=_records_per_example(NLI3)),
+    SuperGlueSpec("rte", "RTE", NLI2, NLI, flat_reader(*_PH), _classification(_columns(*_PH)),
+                  metrics=_metrics_accuracy, records=_records_per_example(NLI2)),
+    SuperGlueSpec("wic", "WiC", BOOL_LABELS, WIC, flat_reader("word", "sentence1", "sentence2"),
+                  _classification(_wic_texts), metrics=_metrics_accuracy, records=_records_per_example(_LOWER_BOOL)),
+    SuperGlueSpec("wsc", "WSC", BOOL_LABELS, WSC, read_wsc, _classification(_wsc_texts),
+                  metrics=_metrics_accuracy, records=_records_per_example(BOOL_LABELS)),
+    SuperGlueSpec("copa", "COPA", None, COPA, flat_reader("premise", "choice1", "choice2", "question"),
+                  _preprocess_copa, metrics=_metrics_accuracy, records=_records_per_example(None),
+                  task_type=TaskType.MULTIPLE_CHOICE, collator="multiple_choice"),
+    SuperGlueSpec("multirc", "MultiRC", BOOL_LABELS, MULTIRC, read_multirc, _preprocess_multirc,
+                  metrics=_metrics_multirc, records=_records_multirc, main_metric="f1a"),
+    SuperGlueSpec("record", "ReCoRD", ("0", "1"), RECORD, read_record, _preprocess_record,
+                  metrics=_metrics_record, records=_records_record, main_metric="f1"),
+)  # fmt: skip
+
+TASKS: dict[str, Task] = {}  # dataset name -> its registered Task
+for _spec in SPECS:
+    TASKS[_spec.name] = register_task(
+        Task(
+            family="superglue",
+            name=_spec.name,
+            task_type=_spec.task_type,
+            # COPA's gold is the choice number 0/1 (its label_list is None: one score per choice)
+            load=loader(_spec.name, _spec.folder, _spec.features, _spec.read, _spec.label_list or ("0", "1")),
+            preprocess=_spec.preprocess,
+            compute_metrics=_spec.metrics,
+            main_metric=_spec.main_metric,
+            label_list=_spec.label_list,
+            schedule="linear",  # the original's BaseTrainer: HF linear decay
+            collator=_spec.collator,
+            predictions_to_records=_spec.records,
+            hub_id=HUB_ID,
+            extra={"folder": _spec.folder},
+        )
+    )

@@ -12,7 +12,8 @@ import pytest
 from arguments import DataTrainingArguments
 from model.utils import TaskType
 from tasks.registry import DataError
-from tasks.superglue import LAYOUT, TASKS
+from tasks.superglue import TASKS
+from tasks.superglue_data import LAYOUT
 from tests.fixtures import needs_real
 from tests.tiny import bert_tokenizer, roberta_tokenizer
 
