@@ -1,10 +1,10 @@
-"""Command-line arguments: the original's three dataclasses (+ HF TrainingArguments), with help on every field.
+"""Command-line arguments: ModelArguments, DataTrainingArguments and HF TrainingArguments, with help on every field,
+plus each task family's own dataclass (tasks.registry.family_arguments(); today QA's, in tasks/qa.py).
 
-`get_args()` returns (model_args, data_args, training_args, *family_args) — the three standard dataclasses, then one
-per family that owns arguments (tasks.registry.family_arguments(); today QA's, so the original's
-(model_args, data_args, training_args, qa_args)). Old spellings that
-transformers removed (`--evaluation_strategy`) are translated with a warning. `save_args()` writes the resolved
-arguments into the output directory, where search.py reads the hyper-parameters of each run.
+`get_args()` returns (model_args, data_args, training_args, *family_args): with QA's the only family arguments, the
+original's (model_args, data_args, training_args, qa_args). Old spellings that transformers removed
+(`--evaluation_strategy`) are translated with a warning. `save_args()` writes the resolved arguments into the output
+directory, where search.py reads the hyper-parameters of each run.
 """
 
 from __future__ import annotations
