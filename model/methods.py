@@ -7,7 +7,8 @@ branches on the method's name.
   finetune — no method flag: the whole backbone trains with the head.
 
 A new method is a `Method` subclass decorated with `@register` (here, or in a module imported at the end of this
-file), its flag in model/config.py's MethodArguments, and its own fields in MethodConfig if it has any.
+file); its flag is a boolean field of model/config.py's MethodArguments named in METHOD_FLAGS, and its own
+hyper-parameters are fields of MethodArguments and MethodConfig (copied over in `MethodConfig.from_args`).
 """
 
 from __future__ import annotations

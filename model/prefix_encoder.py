@@ -22,21 +22,21 @@ class PrefixEncoder(nn.Module):
 
     def __init__(self, method: MethodConfig, config):
         super().__init__()
-        self.pre_seq_len, self.layers = method.pre_seq_len, method.prefix_layers
+        self.method_config = method  # P, the prefixed layers, projection: read from here, not copied
         self.num_hidden_layers, self.heads = config.num_hidden_layers, config.num_attention_heads
         self.head_dim = getattr(config, "attention_head_size", None) or config.hidden_size // self.heads
-        out_dim = 2 * len(self.layers) * self.heads * self.head_dim
+        P, out_dim = method.pre_seq_len, 2 * len(method.prefix_layers) * self.heads * self.head_dim
         self.projection = method.prefix_projection
         if self.projection:
-            self.embedding = nn.Embedding(self.pre_seq_len, config.hidden_size)
+            self.embedding = nn.Embedding(P, config.hidden_size)
             self.trans = nn.Sequential(
                 nn.Linear(config.hidden_size, method.prefix_hidden_size),
                 nn.Tanh(),
                 nn.Linear(method.prefix_hidden_size, out_dim),
             )
         else:
-            self.embedding = nn.Embedding(self.pre_seq_len, out_dim)
-        self.register_buffer("prefix_ids", torch.arange(self.pre_seq_len), persistent=False)
+            self.embedding = nn.Embedding(P, out_dim)
+        self.register_buffer("prefix_ids", torch.arange(P), persistent=False)
         # --prefix_dropout: the prefix's own rate; None: the model's shared dropout (the original's behaviour)
         self.dropout = None if method.prefix_dropout is None else nn.Dropout(method.prefix_dropout)
 
@@ -49,15 +49,16 @@ class PrefixEncoder(nn.Module):
         """Per backbone layer: (key, value, mask) with key/value (B, heads, P, d) expanded, not copied; or None for a
         layer without prefix. `prefix_attention_mask` (B, P) bool: the prefix slots a query may attend to (None:
         all). Dropout: the encoder's own (--prefix_dropout), else `shared_dropout`."""
-        P, heads, d = self.pre_seq_len, self.heads, self.head_dim
+        P, layers = self.method_config.pre_seq_len, self.method_config.prefix_layers
+        heads, d = self.heads, self.head_dim
         drop = self.dropout if self.dropout is not None else shared_dropout
         prefix = self()  # (P, 2·L'·heads·d)
         if drop is not None:
             prefix = drop(prefix)
-        prefix = prefix.view(P, len(self.layers), 2, heads, d)  # (P, L', key/value, heads, d)
+        prefix = prefix.view(P, len(layers), 2, heads, d)  # (P, L', key/value, heads, d)
         prefix = prefix.permute(1, 2, 3, 0, 4)  # (L', 2, heads, P, d)
         per_layer: list = [None] * self.num_hidden_layers
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(layers):
             key, value = prefix[i, 0], prefix[i, 1]  # (heads, P, d)
             per_layer[layer] = (
                 key.expand(batch, heads, P, d),  # (B, heads, P, d), stride 0 over the batch

@@ -11,7 +11,7 @@ from torch import nn
 
 from model import checkpoint
 from model.backbones import get_backbone
-from model.config import MethodConfig, PTuningError, parse_layers  # noqa: F401  (re-exported: run.py, tests)
+from model.config import MethodConfig, PTuningError  # PTuningError is also imported from here by run.py
 from model.methods import METHODS
 
 
