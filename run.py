@@ -86,13 +86,13 @@ def run(model_args, data_args, training_args, qa_args) -> dict:
     model = get_model(model_args, task.task_type, config)
     if model_args.ptuning_checkpoint:
         load_ptuning_checkpoint(model, model_args.ptuning_checkpoint)
-    collator = build_collator(task, tokenizer, data_args, training_args)
-    check_longest_examples(model, features, collator)  # P+T too long etc.: refused before anything is written
-
     # an unlabelled test split is for prediction only: no label column, no loss
     for split in task.test_splits:
         if split in features and not has_labels(features[split]) and "labels" in features[split].column_names:
             features[split] = features[split].remove_columns("labels")
+    collator = build_collator(task, tokenizer, data_args, training_args)
+    check_longest_examples(model, features, collator)  # P+T too long etc.: refused before anything is written
+
     labelled_tests = {
         s: (features[s], raw[s]) for s in task.test_splits if s in features and has_labels(features[s])
     }
