@@ -170,6 +170,9 @@ def test_non_finite_loss_stops_with_a_clear_message_and_no_results(tiny_bert, rt
         )
     assert not os.path.exists(os.path.join(out, "best_results.json"))
     assert not os.path.exists(os.path.join(out, "all_results.json"))
+    # only the never-started run's args.json is there: the corrected rerun into the same folder is not refused
+    run.main(argv_for(tiny_bert, rte_dir, out, "--num_train_epochs", "1"))
+    assert best(out)["best_epoch"] == 0
 
 
 def cli(*args):
