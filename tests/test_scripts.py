@@ -1,8 +1,8 @@
-"""Every shipped script runs and its run.py call parses, with the original's hyper-parameters (SPEC §3).
+"""Every shipped script runs and its run.py call parses, with the original's hyper-parameters.
 
 No training happens: PYTHON is a stub that records its argv (one JSON list per line) and exits 0. Each recorded
 run.py call is parsed with arguments.get_args, and its values are compared with the table below, which is written
-from SPEC §3 (the original's scripts) and §4.1 (the README numbers each header must quote).
+from the original's run scripts and the numbers in the original README that each header must quote.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SG, BC, BU, RL = "superglue", "bert-large-cased", "bert-large-uncased", "roberta
 DEB = "microsoft/deberta-v2-xlarge"
 
 # script: (task, dataset, model, bs, lr, dropout, psl, epochs, max_seq_length, seed, output_dir, expected, best epoch)
-# SPEC §3, except the two fixed bugs: conll12_bert loads bert-large-uncased (was roberta-large) and wsc_roberta
+# The original's scripts, except the two fixed bugs: conll12_bert loads bert-large-uncased (was roberta-large) and wsc_roberta
 # writes to checkpoints/wsc-roberta (was wsc-bert).
 ORIGINAL = {
     "boolq_bert": (SG, "boolq", BC, 32, 5e-3, 0.1, 40, 100, 128, 11, "boolq-bert", "74.3", 58),

