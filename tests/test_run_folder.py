@@ -2,7 +2,10 @@
 a rerun with other flags, an eval-only run into a training folder, --overwrite_output_dir over a finished run, a
 refused run that wrote args.json, a damaged newest checkpoint, a garbage --ptuning_checkpoint, a NaN stop)."""
 
+import contextlib
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -39,6 +42,33 @@ def argv(model, data, out, *extra):
         "--save_strategy", "epoch", "--report_to", "none", "--disable_tqdm", "true", "--learning_rate", "5e-2",
         "--max_seq_length", "32", "--seed", "3", *extra,
     ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def warnings_of(name: str):
+    """The warnings one logger emits, whatever earlier tests did to logging (caplog relies on propagation to the
+    root logger, which a library's logging.config call can switch off for loggers that already exist)."""
+    logger, stream = logging.getLogger(name), io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.WARNING)
+    saved = logger.disabled, logger.level
+    logger.disabled = False
+    logger.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield _Text(stream)
+    finally:
+        logger.removeHandler(handler)
+        logger.disabled, logger.level = saved
+
+
+class _Text:
+    def __init__(self, stream):
+        self._stream = stream
+
+    @property
+    def text(self) -> str:
+        return self._stream.getvalue()
 
 
 def read(out, name="best_results.json"):
@@ -140,7 +170,7 @@ def test_a_refused_prefix_length_writes_nothing_so_the_corrected_rerun_runs(tiny
 
 
 @pytest.mark.parametrize("damage", ["truncated", "half_written"])
-def test_resume_skips_a_damaged_newest_checkpoint(finished, tiny_bert, rte_dir, tmp_path, caplog, damage):
+def test_resume_skips_a_damaged_newest_checkpoint(finished, tiny_bert, rte_dir, tmp_path, damage):
     out = copy_of(finished, tmp_path)
     reference = read(out)
     for name in ("best_results.json", "all_results.json", "train_results.json", "eval_results.json"):
@@ -152,10 +182,10 @@ def test_resume_skips_a_damaged_newest_checkpoint(finished, tiny_bert, rte_dir, 
             f.truncate(os.path.getsize(path) // 2)
     else:
         os.remove(os.path.join(newest, "trainer_state.json"))
-    with caplog.at_level("WARNING"):
+    with warnings_of("training.run_folder") as logged:
         run.main(argv(tiny_bert, rte_dir, out))
-    assert f"Skipping the damaged checkpoint {newest}" in caplog.text
-    assert "Resuming training from " + os.path.join(out, "checkpoint-12") in caplog.text
+    assert f"Skipping the damaged checkpoint {newest}" in logged.text
+    assert "Resuming training from " + os.path.join(out, "checkpoint-12") in logged.text
     assert read(out) == reference  # the same result as the uninterrupted run
 
 
@@ -229,10 +259,8 @@ def test_safetensors_problem_reads_header_and_length(tmp_path):
     assert run_folder.safetensors_problem(path) == "is truncated"
 
 
-def test_a_loss_that_explodes_without_nan_is_warned_about_with_its_epoch(
-    tiny_bert, rte_dir, tmp_path, caplog
-):
-    with caplog.at_level("WARNING"):
+def test_a_loss_that_explodes_without_nan_is_warned_about_with_its_epoch(tiny_bert, rte_dir, tmp_path):
+    with warnings_of("training.trainer") as logged:
         run.main(argv(tiny_bert, rte_dir, str(tmp_path / "boom"), "--learning_rate", "1e6", "--logging_steps", "2",
                       "--num_train_epochs", "2", "--save_strategy", "no"))  # fmt: skip
-    assert "the run is diverging" in caplog.text and "at epoch 1," in caplog.text
+    assert "the run is diverging" in logged.text and "at epoch 1," in logged.text
