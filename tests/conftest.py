@@ -40,3 +40,11 @@ def caches_in_a_tmp_dir(tmp_path_factory):
             os.environ[k] = v
     for k, v in saved_constants.items():
         setattr(datasets.config, k, v)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A tiny random BERT (2 layers x 32) + tokenizer saved as a local model directory, shared by the run.py tests."""
+    from tiny import save_tiny_model
+
+    return save_tiny_model(str(tmp_path_factory.mktemp("tiny-bert")), "bert")

@@ -8,7 +8,9 @@ def history(*rows):
     """rows of (epoch, step, dev_f1, {test metrics or {}}) -> a log_history as HF Trainer writes it."""
     out = [{"loss": 1.0, "epoch": 0.5, "step": 2}]
     for epoch, step, dev, tests in rows:
-        out.append({"eval_f1": dev, "eval_loss": 1 - dev, "eval_runtime": 3.0, "epoch": float(epoch), "step": step})
+        out.append(
+            {"eval_f1": dev, "eval_loss": 1 - dev, "eval_runtime": 3.0, "epoch": float(epoch), "step": step}
+        )
         if tests:
             out.append({**tests, "test_runtime": 4.0, "epoch": float(epoch), "step": step})
     return out
@@ -29,7 +31,9 @@ def test_the_best_epoch_in_the_middle_wins_and_brings_its_own_test_score():
 
 
 def test_ties_keep_the_earliest_epoch():
-    log = history((1, 10, 0.5, {"test_f1": 0.1}), (2, 20, 0.7, {"test_f1": 0.2}), (3, 30, 0.7, {"test_f1": 0.3}))
+    log = history(
+        (1, 10, 0.5, {"test_f1": 0.1}), (2, 20, 0.7, {"test_f1": 0.2}), (3, 30, 0.7, {"test_f1": 0.3})
+    )
     assert best_results(log, "f1")["best_epoch"] == 1 and best_results(log, "f1")["best_test_f1"] == 0.2
     assert best_entry(log, "f1")["step"] == 20
 

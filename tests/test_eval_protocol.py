@@ -15,16 +15,10 @@ import torch
 
 import fixtures
 import run
-from tiny import save_tiny_model
 from training.eval_order import length_order, restore_order, token_loss
 
 WORDS = "the a of to in and is was for on with as by at from that this it be are".split()
 NAMES = "Smith Jones Paris London Reuters Sony Berlin Clinton Moscow Toyota".split()
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return save_tiny_model(str(tmp_path_factory.mktemp("tiny-bert")), "bert")
 
 
 def conll_split(path: str, n: int, seed: int) -> None:

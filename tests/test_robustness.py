@@ -19,11 +19,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return save_tiny_model(str(tmp_path_factory.mktemp("tiny-bert")), "bert")
-
-
-@pytest.fixture(scope="module")
 def rte_dir(tmp_path_factory):
     return fixtures.superglue_rte(str(tmp_path_factory.mktemp("rte")), n_train=48, n_val=8)
 

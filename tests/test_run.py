@@ -12,11 +12,6 @@ from tiny import save_tiny_model
 
 
 @pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory):
-    return save_tiny_model(str(tmp_path_factory.mktemp("tiny-bert")), "bert")
-
-
-@pytest.fixture(scope="session")
 def tiny_roberta(tmp_path_factory):
     return save_tiny_model(str(tmp_path_factory.mktemp("tiny-roberta")), "roberta")
 

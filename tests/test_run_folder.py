@@ -16,17 +16,11 @@ import torch
 import fixtures
 import run
 from model.ptuning import PTuningError
-from tiny import save_tiny_model
 from training import run_folder
 from training.run_folder import RunFolderError, RunLock
 from training.trainer import NonFiniteLossError, PTuningTrainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return save_tiny_model(str(tmp_path_factory.mktemp("tiny-bert")), "bert")
 
 
 @pytest.fixture(scope="module")
