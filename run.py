@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     transformers.utils.logging.set_verbosity(level)
 
     # -- the output folder belongs to this run while it runs (a second run into it is refused) --------------------
-    with RunLock(training_args.output_dir, enabled=training_args.process_index == 0):
+    with RunLock(training_args.output_dir, enabled=trainer_is_main(training_args)):
         return run(model_args, data_args, training_args, *family_args)
 
 
