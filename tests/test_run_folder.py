@@ -240,6 +240,11 @@ def test_identity_ignores_what_does_not_change_results():
     other = {"model_args": {"pre_seq_len": 8}, "training_args": {"learning_rate": 0.01, "logging_steps": 5}}
     assert run_folder.identity_differences(recorded, same) == []
     assert run_folder.identity_differences(recorded, other) == ["--pre_seq_len: 4 (recorded) vs 8 (now)"]
+    newer = {
+        "model_args": {"pre_seq_len": 4, "prefix_init": "normal"},
+        "training_args": {"learning_rate": 0.01},
+    }
+    assert run_folder.identity_differences(recorded, newer) == []  # a flag added since the run was started
 
 
 def test_safetensors_problem_reads_header_and_length(tmp_path):

@@ -120,12 +120,14 @@ def identity(payload: dict) -> dict:
 
 
 def identity_differences(recorded: dict, current: dict) -> list[str]:
-    """['--learning_rate: 0.01 (recorded) vs 0.5 (now)', ...] over the result-changing arguments."""
+    """['--learning_rate: 0.01 (recorded) vs 0.5 (now)', ...] over the result-changing arguments both record: a
+    flag that one version of this project has and the other lacks (its default is the old behaviour) is no
+    difference, so a run started before an upgrade can still be resumed."""
     old, new = identity(recorded), identity(json.loads(json.dumps(current, default=str)))
     return [
-        f"--{key}: {old.get(key)!r} (recorded) vs {new.get(key)!r} (now)"
-        for key in sorted(set(old) | set(new))
-        if old.get(key) != new.get(key)
+        f"--{key}: {old[key]!r} (recorded) vs {new[key]!r} (now)"
+        for key in sorted(set(old) & set(new))
+        if old[key] != new[key]
     ]
 
 
