@@ -75,6 +75,9 @@ LEVERS = {
     "no_clip": {"max_grad_norm": 0.0},
     "group_by_length": {"train_sampling_strategy": "group_by_length"},
     "pad_to_max": {"pad_to_max_length": True},  # the throughput lever, measured the other way round
+    "pre_seq_len64": {
+        "pre_seq_len": 64
+    },  # capacity: longer prefix on CoNLL-2003 (11), shorter on CoNLL-2004 (128)
 }
 # The recommended recipe: overrides of DEFAULTS[dataset], per dataset. None until the lever results are in.
 BEST: dict[str, dict] | None = None
@@ -138,12 +141,27 @@ def outside_options(variant: str, best=None) -> dict | None:
     return {**OUTSIDE["recipe"], **extra}
 
 
-def cell_argv(dataset: str, variant: str, seed: int, model: str, out: str, best=None) -> list[str] | None:
-    """run.py argv of one cell, or None while it waits for BEST."""
+def cell_options(dataset: str, variant: str, best=None, epochs: int | None = None) -> dict | None:
+    """The variant's own run.py options; `epochs` caps num_train_epochs (a screening run)."""
     if dataset == "outside":
-        options, data = outside_options(variant, best), OUTSIDE["dataset"]
+        options = outside_options(variant, best)
     else:
-        options, data = variant_options(dataset, variant, best), DATASETS[dataset]
+        options = variant_options(dataset, variant, best)
+    if options is not None and epochs is not None:
+        options = {**options, "num_train_epochs": min(epochs, int(options["num_train_epochs"]))}
+    return options
+
+
+def cell_dir(runs: str, dataset: str, variant: str, seed: int, epochs: int | None = None) -> str:
+    """runs/<dataset>/<variant>[-e<epochs>]-seed<k>: a screening run is its own report row."""
+    return os.path.join(runs, dataset, f"{variant}{'' if epochs is None else f'-e{epochs}'}-seed{seed}")
+
+
+def cell_argv(dataset: str, variant: str, seed: int, model: str, out: str, best=None,
+              epochs: int | None = None) -> list[str] | None:  # fmt: skip
+    """run.py argv of one cell, or None while it waits for BEST."""
+    options = cell_options(dataset, variant, best, epochs)
+    data = OUTSIDE["dataset"] if dataset == "outside" else DATASETS[dataset]
     if options is None:
         return None
     common = COMMON
@@ -171,11 +189,12 @@ def cells(datasets, variants, seeds) -> list[tuple[str, str, int]]:
     return order
 
 
-def run_cells(order, runs: str, model: str, best=None, env=None, in_process: bool = False) -> None:
+def run_cells(order, runs: str, model: str, best=None, env=None, in_process: bool = False,
+              epochs: int | None = None) -> None:  # fmt: skip
     """Run the unfinished cells of `order`, each in a subprocess (in_process: in this one, for tests)."""
     for dataset, variant, seed in order:
-        out = os.path.join(runs, dataset, f"{variant}-seed{seed}")
-        argv = cell_argv(dataset, variant, seed, model, out, best)
+        out = cell_dir(runs, dataset, variant, seed, epochs)
+        argv = cell_argv(dataset, variant, seed, model, out, best, epochs)
         if argv is None:
             print(
                 f"[tta] {dataset} {variant} seed {seed}: waits for BEST (fill it in the script)", flush=True
@@ -190,12 +209,7 @@ def run_cells(order, runs: str, model: str, best=None, env=None, in_process: boo
         print(f"[tta] {dataset} {variant} seed {seed} ...", flush=True)
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "options.txt"), "w") as f:  # the variant's own flags, for the report
-            options = (
-                outside_options(variant, best)
-                if dataset == "outside"
-                else variant_options(dataset, variant, best)
-            )
-            f.write(to_flags(options) + "\n")
+            f.write(to_flags(cell_options(dataset, variant, best, epochs)) + "\n")
         if in_process:
             from benchmarks import tta_cell
 
@@ -225,6 +239,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--list", action="store_true", help="print the cells in run order and exit")
     parser.add_argument("--smoke", action="store_true", help="tiny random model + generated data (seconds)")
     parser.add_argument("--out", default=None, help="folder for runs/ and results/ (default: benchmarks/)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="screening: cap every cell at this many epochs (its own row, '<variant>-e<N>')",
+    )
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch/OpenMP threads per cell (recorded in cell.json; compare minutes only at equal "
+                        "threads)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.smoke:
         from benchmarks import tta_smoke
@@ -235,11 +258,12 @@ def main(argv=None) -> dict:
     order = cells(args.datasets, args.variants, args.seeds)
     if args.list:
         for dataset, variant, seed in order:
-            done = tta_report.load_cell(os.path.join(runs, dataset, f"{variant}-seed{seed}"))
+            done = tta_report.load_cell(cell_dir(runs, dataset, variant, seed, args.epochs))
             print(f"{dataset:10s} {variant:18s} seed {seed:2d}  {'done' if done else '-'}")
         return {}
     if not args.report_only:
-        run_cells(order, runs, minilm_path())
+        env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else None
+        run_cells(order, runs, minilm_path(), env=env, epochs=args.epochs)
     report = tta_report.build(runs, recipe=recipe_text())
     tta_report.write(report, results)
     print(json.dumps(report["summary"], indent=1))

@@ -3,7 +3,8 @@
 Runs run.py's main() in this process with PTuningTrainer.train and .evaluate wrapped (as benchmarks/eval_cost.py):
 at every dev evaluation during training it records the epoch, dev F1 and the cumulative seconds since train()
 began MINUS the time spent in earlier evaluations, i.e. training wall-clock with evaluation excluded. Writes
-OUT/cell.json: {"argv", "epochs": [{"epoch", "train_seconds", "eval_seconds", "dev_f1"}], "best", "train_runtime"}.
+OUT/cell.json: {"argv", "epochs": [{"epoch", "train_seconds", "eval_seconds", "dev_f1"}], "best", "train_runtime",
+"threads"}.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ if ROOT not in sys.path:  # run as a script: `benchmarks.*` and the project's pa
 
 
 def run(out: str, argv: list[str]) -> dict:
+    import torch
+
     import run as run_py
     from training.trainer import PTuningTrainer
 
@@ -57,6 +60,7 @@ def run(out: str, argv: list[str]) -> dict:
         "best": best,
         "train_runtime": results.get("train_runtime"),
         "trainable_params": results.get("trainable_params"),
+        "threads": torch.get_num_threads(),
     }
     with open(os.path.join(out, "cell.json"), "w") as f:
         json.dump(cell, f, indent=1)

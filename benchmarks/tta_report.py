@@ -80,7 +80,8 @@ def variant_row(by_seed: dict) -> dict:
     first = next(iter(by_seed.values()))
     return {"seeds": sorted(by_seed), "dev": dev, "dev_std": dev_std, "test": test, "test_std": test_std,
             "curve": points, "flags": first.get("options") or " ".join(first["argv"]),
-            "minutes_per_epoch": points[-1]["minutes"] / len(points) if points else None}  # fmt: skip
+            "minutes_per_epoch": points[-1]["minutes"] / len(points) if points else None,
+            "threads": sorted({str(c.get("threads", "?")) for c in by_seed.values()})}  # fmt: skip
 
 
 def summarise_dataset(variants: dict, recipe: str | None) -> tuple[dict, dict]:
@@ -152,12 +153,13 @@ def markdown(report: dict) -> str:
                   f"min. time_ratio (recommended recipe) = {_fmt(s['time_ratio'], digits=2)}; defaults: "
                   f"{_fmt(s['defaults_time_ratio'], digits=2)}.", "",
                   "| variant | seeds | best dev F1 | test F1 at best dev | epochs to target | minutes to target | "
-                  "min / epoch | flags |", "|---" * 8 + "|"]  # fmt: skip
+                  "min / epoch | threads | flags |", "|---" * 9 + "|"]  # fmt: skip
         for variant, r in rows.items():
             lines.append(
                 f"| {variant} | {','.join(map(str, r['seeds']))} | {_fmt(r['dev'], r['dev_std'])} | "
                 f"{_fmt(r['test'], r['test_std'])} | {r['epochs_to_target'] or '—'} | "
-                f"{_fmt(r['minutes_to_target'])} | {_fmt(r['minutes_per_epoch'], digits=2)} | `{r['flags']}` |"
+                f"{_fmt(r['minutes_to_target'])} | {_fmt(r['minutes_per_epoch'], digits=2)} | "
+                f"{','.join(r['threads'])} | `{r['flags']}` |"
             )
         lines.append("")
     for key, title in (("outside_recipe", "recommended options"), ("outside_defaults", "defaults")):

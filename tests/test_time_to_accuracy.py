@@ -72,7 +72,8 @@ def test_report_files(runs, tmp_path):
     with open(tmp_path / "results" / "time_to_accuracy.json") as f:
         assert set(json.load(f)["summary"]) == {"conll2003", "outside_recipe"}
     md = (tmp_path / "results" / "time_to_accuracy.md").read_text()
-    assert "| best | 1,2 | 86.5 ± 0.7 | 82.0 ± 1.4 | 3 | 1.5 |" in md
+    assert "| best | 1,2 | 86.5 ± 0.7 | 82.0 ± 1.4 | 3 | 1.5 | 0.50 | ? |" in md  # threads not recorded: '?'
+
     assert (tmp_path / "results" / "time_to_accuracy.svg").read_text().startswith("<svg")
 
 
@@ -96,6 +97,20 @@ def test_variant_flags_and_order():
     assert len(order) == 2 * 3 * len(tta.VARIANTS) + 2 * len(tta.OUTSIDE_VARIANTS)
     argv = tta.cell_argv("conll2003", "pad_to_max", 1, "m", "o")
     assert argv.count("--pad_to_max_length") == 1 and argv[argv.index("--pad_to_max_length") + 1] == "True"
+
+
+def test_screening_cap_is_its_own_row():
+    argv = tta.cell_argv("conll2003", "lr_x2", 1, "m", "o", epochs=10)
+    assert (
+        argv[argv.index("--num_train_epochs") + 1] == "10"
+        and argv[argv.index("--learning_rate") + 1] == "0.06"
+    )
+    assert (
+        tta.cell_options("conll2003", "finetune_lr5e-5", epochs=20)["num_train_epochs"] == 10
+    )  # never raised
+    assert tta.cell_dir("r", "conll2003", "lr_x2", 1, 10) == os.path.join("r", "conll2003", "lr_x2-e10-seed1")
+    assert tta.cell_dir("r", "conll2003", "lr_x2", 1) == os.path.join("r", "conll2003", "lr_x2-seed1")
+    assert tta.variant_options("conll2003", "pre_seq_len64")["pre_seq_len"] == 64
 
 
 @pytest.mark.slow
