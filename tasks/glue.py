@@ -16,6 +16,10 @@ Metrics are the Hub `glue` metric's keys: matthews_correlation (cola), pearson +
 accuracy + f1 (mrpc, qqp), accuracy otherwise; `combined_score` (their mean) where there are several, as the
 original added it. predictions_to_records gives {"index", "prediction"} rows (the GLUE server's columns) with
 the label spelt as the official TSV spells it (0/1, a class name, or the stsb score).
+
+Raw user records (Task.read_example, for predict.py): {<text columns>: string} in the Hub's names
+(spec.keys, e.g. sentence1/sentence2, question/sentence, sentence) -> the row read_tsv gives an unlabelled
+test line, idx = the record's position; prediction rows keyed "prediction".
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ import datasets
 import numpy as np
 
 from tasks.classification_metrics import accuracy, f1_binary, matthews_corrcoef, pearson, spearman
-from tasks.io import find_split_files, load_from_hub, read_lines, require_examples, uses_local_files
+from tasks.io import (
+    check_record,
+    find_split_files,
+    load_from_hub,
+    read_lines,
+    require_examples,
+    uses_local_files,
+)
 from tasks.registry import DataError, Task, register_task
 from tasks.task_type import TaskType
 
@@ -170,6 +181,15 @@ def _features(spec: GlueSpec) -> datasets.Features:
     return datasets.Features({**texts, "label": label, "idx": datasets.Value("int32")})
 
 
+def _example_reader(spec: GlueSpec):
+    def read_example(record: dict, index: int, where: str) -> list[dict]:
+        """One user record {<spec.keys>: text} -> the row of an unlabelled test line (label -1), idx=index."""
+        check_record(record, dict.fromkeys(spec.keys, str), where)
+        return [{**{key: record[key] for key in spec.keys}, "idx": index, "label": -1}]
+
+    return read_example
+
+
 def _loader(spec: GlueSpec):
     def load(data_args, splits) -> datasets.DatasetDict:
         columns = [*spec.keys, "label", "idx"]
@@ -279,5 +299,8 @@ for _spec in SPECS:
             predictions_to_records=_records(_spec),
             hub_id=HUB_ID,
             extra={"folder": _spec.folder, **_spec.extra},
+            read_example=_example_reader(_spec),
+            prediction_key="prediction",
+            raw_features=_features(_spec),
         )
     )

@@ -1,5 +1,6 @@
 """Shared file plumbing for the task families: where each split's file is, the one text reader every local
-file goes through (read_lines; read_jsonl and read_json on top of it), and the thin Hub fallback.
+file goes through (read_lines; read_jsonl and read_json on top of it), the thin Hub fallback, and the field
+checks of one user record (check_record: predict.py's raw records, Task.read_example).
 
 Text contract, the same for every family (SuperGLUE/SQuAD json, GLUE tsv, CoNLL/SRL column files): UTF-8 with
 or without a BOM, lines ending in LF or CRLF. A byte that is not UTF-8 and an empty split are a DataError
@@ -123,10 +124,61 @@ def require_examples(rows: list, path: str, expected: str) -> list:
     return rows
 
 
-def require_keys(row: dict, keys: Sequence[str], path: str, lineno: int) -> None:
+def require_keys(row: dict, keys: Sequence[str], where: str) -> None:
+    """A DataError "<where>: missing field(s) ..." (where = "file:line") when `row` lacks one of `keys`."""
     missing = [k for k in keys if k not in row]
     if missing:
-        raise DataError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}.")
+        raise DataError(f"{where}: missing field(s) {', '.join(missing)}.")
+
+
+_KINDS = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def _kind(value_or_type) -> str:
+    kind = value_or_type if isinstance(value_or_type, type) else type(value_or_type)
+    return _KINDS.get(kind, "null" if value_or_type is None else kind.__name__)
+
+
+def describe_layout(layout) -> str:
+    """A record layout as text: {premise: string, hypothesis: string}, [string, ...] for a list."""
+    if isinstance(layout, dict):
+        return "{" + ", ".join(f"{key}: {describe_layout(sub)}" for key, sub in layout.items()) + "}"
+    if isinstance(layout, list):
+        return f"[{describe_layout(layout[0])}, ...]"
+    return _kind(layout).split()[-1]
+
+
+def check_record(record, layout: dict, where: str) -> None:
+    """A DataError "<where>: ..." naming the first field of a user record (one parsed JSON object) that is
+    missing or not of its layout's type, and the whole layout expected. layout: field -> a type (str, int), a
+    nested layout dict, or [item layout] for a list. Fields beyond the layout are allowed (readers ignore
+    them)."""
+    expected = f"expected {describe_layout(layout)}"
+
+    def walk(value, layout, name):
+        kind = dict if isinstance(layout, dict) else list if isinstance(layout, list) else layout
+        # JSON true/false are not integers here, though Python's bool is an int
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            what = f"field {name!r}" if name else "the record"
+            raise DataError(f"{where}: {what} must be {_kind(kind)}, got {_kind(value)}; {expected}.")
+        if isinstance(layout, dict):
+            for key, sub in layout.items():
+                field = f"{name}.{key}" if name else key
+                if key not in value:
+                    raise DataError(f"{where}: missing field {field!r}; {expected}.")
+                walk(value[key], sub, field)
+        elif isinstance(layout, list):
+            for k, item in enumerate(value):
+                walk(item, layout[0], f"{name}[{k}]")
+
+    walk(record, layout, "")
 
 
 def load_from_hub(

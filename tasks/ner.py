@@ -20,6 +20,8 @@ max_seq_length (truncating at the model max, 512) and rebuilt word ids by re-enc
 special token at each end, so its labels could drift from the input under truncation.
 Metric: seqeval default mode on the first sub-token of each word; words cut by truncation count as predicted
 "O" against the full gold sentence.
+Raw user records (Task.read_example, for predict.py): {"tokens": [word, ...]} -> an unlabelled row (tags "O"),
+id = the record's position; prediction rows keyed "tags" (tasks/tagging.py read_example).
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ No-answer prediction is on when task_args.version_2_with_negative is set or the 
 questions (QaSpec.unanswerable: squad_v2, which also forces the flag on the command line; the original keyed it
 on the dataset name only). Metrics: SQuAD "exact_match" and "f1" in percent; squad_v2 adds HasAns_/NoAns_
 exact, f1 and total.
+
+Raw user records (Task.read_example, for predict.py): {"question", "context"[, "title"]} (strings) -> one row
+with id = str(the record's position) and no answers; prediction rows keyed "prediction_text".
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ from functools import partial
 
 import datasets
 
-from tasks.io import find_split_files, load_from_hub, read_json, require_examples, uses_local_files
+from tasks.io import (
+    check_record,
+    find_split_files,
+    load_from_hub,
+    read_json,
+    require_examples,
+    uses_local_files,
+)
 from tasks.qa_postprocess import postprocess_predictions, squad_scores
 from tasks.registry import DataError, Task, register_task
 from tasks.task_type import TaskType
@@ -128,6 +138,15 @@ def read_squad_json(path: str) -> datasets.Dataset:
     return datasets.Dataset.from_dict(rows, features=FEATURES)
 
 
+def read_example(record: dict, index: int, where: str) -> list[dict]:
+    """One user record {"question", "context"[, "title"]} -> the raw row of one unanswered question."""
+    check_record(
+        record, {"question": str, "context": str} | ({"title": str} if "title" in record else {}), where
+    )
+    texts = {"title": record.get("title", ""), "context": record["context"], "question": record["question"]}
+    return [{"id": str(index), **texts, "answers": {"text": [], "answer_start": []}}]
+
+
 def load(data_args, splits, *, spec: QaSpec) -> datasets.DatasetDict:
     if "test" in splits and not data_args.test_file:
         raise DataError(
@@ -195,7 +214,7 @@ def check_args(data_args) -> None:
         )
 
 
-def _qa_predictions(predictions, features, examples, qa_args, spec: QaSpec):
+def _qa_predictions(predictions, features, examples, qa_args, spec: QaSpec, scores: dict | None = None):
     qa_args = qa_args or QuestionAnsweringArguments()
     start_logits, end_logits = predictions[0], predictions[1]
     version_2 = qa_args.version_2_with_negative or spec.unanswerable
@@ -208,6 +227,7 @@ def _qa_predictions(predictions, features, examples, qa_args, spec: QaSpec):
         n_best_size=qa_args.n_best_size,
         max_answer_length=qa_args.max_answer_length,
         null_score_diff_threshold=qa_args.null_score_diff_threshold,
+        scores=scores,
     )
     return answers, version_2
 
@@ -222,9 +242,13 @@ def compute_metrics(
 def predictions_to_records(
     predictions, features, examples, data_args, task_args=None, *, spec: QaSpec
 ) -> list[dict]:
-    """One {"id", "prediction_text"} row per example ("" = no answer)."""
-    answers, _ = _qa_predictions(predictions, features, examples, task_args, spec)
-    return [{"id": qid, "prediction_text": answers[qid]} for qid in list(examples["id"])]
+    """One {"id", "prediction_text", "score"} row per example ("" = no answer; score = the answer's start + end
+    logit, the null answer's when there is none)."""
+    scores: dict = {}
+    answers, _ = _qa_predictions(predictions, features, examples, task_args, spec, scores)
+    return [
+        {"id": qid, "prediction_text": answers[qid], "score": scores[qid]} for qid in list(examples["id"])
+    ]
 
 
 TASKS: dict[str, Task] = {}  # dataset name -> its registered Task
@@ -247,5 +271,8 @@ for _spec in SPECS:
             check_args=check_args,
             args_class=QuestionAnsweringArguments,
             args_overrides={"version_2_with_negative": True} if _spec.unanswerable else {},
+            read_example=read_example,
+            prediction_key="prediction_text",
+            raw_features=FEATURES,
         )
     )

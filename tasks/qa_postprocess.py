@@ -50,6 +50,7 @@ def postprocess_predictions(
     n_best_size: int = 20,
     max_answer_length: int = 30,
     null_score_diff_threshold: float = 0.0,
+    scores: dict | None = None,
 ) -> dict[str, str]:
     ids, contexts = column(examples, "id"), column(examples, "context")
     feature_ids, offsets = column(features, "example_id"), column(features, "offset_mapping")
@@ -71,11 +72,13 @@ def postprocess_predictions(
             window_null = float(start_logits[i][0] + end_logits[i][0])
             null_score = window_null if null_score is None else min(null_score, window_null)
         if best is None:
-            answers[example_id] = ""
+            answers[example_id], score = "", null_score
         elif version_2_with_negative and null_score - best[0] > null_score_diff_threshold:
-            answers[example_id] = ""
+            answers[example_id], score = "", null_score
         else:
-            answers[example_id] = context[best[1] : best[2]]
+            answers[example_id], score = context[best[1] : best[2]], best[0]
+        if scores is not None:  # start + end logit of the answer (of the null answer when there is none)
+            scores[example_id] = score
     return answers
 
 

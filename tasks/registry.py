@@ -18,7 +18,17 @@ Contract of the callables (run.py is the only caller besides tests):
       read from `features["labels"]` or `examples`, never from the Trainer, so grouping metrics (MultiRC EM,
       ReCoRD, SQuAD) see their ids. Keys have no "eval_" prefix; `main_metric` is one of them.
   predictions_to_records(predictions, features, examples, data_args) -> list[dict]   (optional)
-      One JSON-serialisable row per example for --do_predict files (SuperGLUE: the leaderboard's {"idx", "label"}).
+      One JSON-serialisable row per example for --do_predict files (SuperGLUE: the leaderboard's {"idx",
+      "label"}); `prediction_key` names the key of those rows that holds the prediction.
+  read_example(record, index, where) -> list[dict]   (optional; predict.py's raw user records)
+      One user record (a dict in the fields of the task's official files, e.g. {"premise", "hypothesis"})
+      -> the task's raw rows, exactly the columns `load` gives, unlabelled (label -1, placeholder tags, no
+      answers). `index` (the record's 0-based position in the input) always becomes the example id (idx /
+      id), whatever id the record holds, so predictions_to_records rows match back to records. A missing or
+      ill-typed field is a DataError "<where>: ..." naming the field and the layout expected (where =
+      "file:line"). None: the task cannot be predicted from raw records; `predict_unsupported` says why and
+      what to use instead. Task.examples_from_records runs it over many records into one Dataset typed as
+      `load`'s (`raw_features`).
 
 A family with arguments of its own (QA's n_best_size, ...) defines them as a dataclass and sets it as its tasks'
 `args_class`: arguments.py adds every family's dataclass to the command line (`family_arguments()`), and run.py
@@ -35,6 +45,8 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+
+import datasets
 
 from tasks.task_type import TaskType
 
@@ -76,10 +88,36 @@ class Task:
     args_class: type | None = None  # the family's own arguments dataclass (see the module docstring)
     # values this dataset forces on those arguments (squad_v2: version_2_with_negative=True)
     args_overrides: dict = field(default_factory=dict, compare=False)
+    # -- labelling raw user records (predict.py; see the module docstring) --
+    # read_example(record: dict, index: int, where: str) -> list[dict]: one user record -> its unlabelled raw
+    # rows, with `index` as the example id; None: not predictable from raw records (predict_unsupported: why)
+    read_example: Callable | None = None
+    prediction_key: str = "label"  # the key of predictions_to_records rows that holds the prediction
+    predict_unsupported: str | None = None  # why read_example is None, with what to use instead
+    # the raw columns' types, as `load` builds its local splits (examples_from_records gives the same)
+    raw_features: datasets.Features | None = field(default=None, compare=False)
 
     @property
     def num_labels(self) -> int:
         return len(self.label_list) if self.label_list else 1
+
+    def examples_from_records(
+        self, records: list[dict], where: list[str]
+    ) -> tuple[datasets.Dataset, list[int]]:
+        """Raw rows of every record (via read_example, record i with index=i and where[i]) as one
+        datasets.Dataset with the same columns/types `load` gives, plus for each raw row the index of the
+        record it came from."""
+        if self.read_example is None:
+            raise DataError(
+                f"--task_name {self.family} --dataset_name {self.name} cannot label raw records: "
+                f"{self.predict_unsupported}"
+            )
+        rows, origin = [], []
+        for index, (record, at) in enumerate(zip(records, where, strict=True)):
+            read = self.read_example(record, index, at)
+            rows += read
+            origin += [index] * len(read)
+        return datasets.Dataset.from_list(rows, features=self.raw_features), origin
 
     def bind_args(self, family_args: Sequence) -> Task:
         """This task with its family's parsed arguments (the instance of `args_class` among `family_args`, as

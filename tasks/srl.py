@@ -24,6 +24,9 @@ continuation sub-tokens), from `word_ids()`; only the sentence is truncated, so 
 
 Metric: main "f1" is seqeval F1 over argument spans EXCLUDING the predicate's own V span, the CoNLL
 srl-eval.pl convention; "f1_with_v" (+ precision/recall) is the original's number, which counted V.
+
+Raw user records (Task.read_example, for predict.py): {"tokens": [word, ...], "index": the predicate's 0-based
+word index} -> an unlabelled row (tags "O"), id = the record's position; prediction rows keyed "tags".
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from tasks.registry import DataError
 from tasks.tagging import TaggingSpec
 
 TAG_COLUMN = "tags"
+EXTRA_FEATURES = {"index": datasets.Value("int32")}  # the predicate's word index, between tokens and tags
 
 
 def _inventory(b_types: str, i_types: str) -> tuple[str, ...]:
@@ -113,10 +117,9 @@ def load(data_args, splits, *, spec: TaggingSpec) -> datasets.DatasetDict:
     if unknown:
         raise DataError(f"{name} has no split {unknown[0]!r}; its splits are: {', '.join(layout)}.")
     paths = find_split_files(data_args, splits, subdirs, layout)
-    extra = {"index": datasets.Value("int32")}
     return datasets.DatasetDict(
         {
-            split: tagging.tagging_dataset(read_srl_file(path, labels), TAG_COLUMN, extra)
+            split: tagging.tagging_dataset(read_srl_file(path, labels), TAG_COLUMN, EXTRA_FEATURES)
             for split, path in paths.items()
         }
     )
@@ -137,5 +140,11 @@ def compute_metrics(predictions, features, examples, data_args, *, label_list) -
 
 
 TASKS = tagging.register_family(
-    "srl", SPECS, load=load, compute_metrics=compute_metrics, tag_column=TAG_COLUMN, pair_column="index"
+    "srl",
+    SPECS,
+    load=load,
+    compute_metrics=compute_metrics,
+    tag_column=TAG_COLUMN,
+    pair_column="index",
+    extra_features=EXTRA_FEATURES,
 )

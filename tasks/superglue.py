@@ -20,6 +20,13 @@ predictions_to_records writes the leaderboard's jsonl rows (the format of jiant'
 writer): {"idx", "label"} per example, COPA's label an int; MultiRC one row per paragraph,
 {"idx", "passage": {"questions": [{"idx", "answers": [{"idx", "label"}]}]}}; ReCoRD one
 {"idx", "label": entity} per query.
+
+Raw user records (Task.read_example, for predict.py): one official jsonl line without idx and label
+(boolq {question, passage}; cb, rte {premise, hypothesis}; wic {word, sentence1, sentence2}; wsc {text,
+target: {span1_index, span2_index, span1_text, span2_text}}; copa {premise, choice1, choice2, question};
+multirc {passage: {text, questions: [{question, idx, answers: [{text, idx}]}]}}), read by the file reader
+with idx = the record's position (MultiRC: the paragraph idx; its prediction rows are keyed "passage").
+ReCoRD is not predicted from raw records.
 """
 
 from __future__ import annotations
@@ -36,13 +43,20 @@ from tasks.squad_metrics import exact_match_score, f1_score, metric_max_over_gro
 from tasks.superglue_data import (
     BOOL_LABELS,
     BOOLQ,
+    BOOLQ_USER,
     COPA,
+    COPA_USER,
     HUB_ID,
     MULTIRC,
+    MULTIRC_USER,
     NLI,
+    NLI_USER,
     RECORD,
     WIC,
+    WIC_USER,
     WSC,
+    WSC_USER,
+    example_reader,
     flat_reader,
     loader,
     read_multirc,
@@ -262,6 +276,9 @@ class SuperGlueSpec:
     preprocess: Callable
     metrics: Callable
     records: Callable  # leaderboard rows
+    # the layout of predict.py's user records (tasks/superglue_data.py *_USER); None: not predicted from them
+    user: dict | None = None
+    prediction_key: str = "label"  # the key of `records` rows that holds the prediction
     main_metric: str = "accuracy"
     task_type: TaskType = TaskType.SEQUENCE_CLASSIFICATION
     collator: str = "default"
@@ -271,36 +288,42 @@ _LOWER_BOOL = ("false", "true")  # BoolQ and WiC leaderboard labels; WSC's are "
 NLI3 = ("entailment", "contradiction", "neutral")
 NLI2 = ("entailment", "not_entailment")
 _QP, _PH = ("question", "passage"), ("premise", "hypothesis")
+RECORD_UNSUPPORTED = (
+    "ReCoRD scores every candidate entity of a passage against its cloze queries; label the official jsonl "
+    "(passage with entities, qas) with run.py --do_predict --test_file instead."
+)
 
 SPECS = (
     SuperGlueSpec("boolq", "BoolQ", BOOL_LABELS, BOOLQ, flat_reader(*_QP), _classification(_columns(*_QP)),
-                  metrics=_metrics_accuracy, records=_records_per_example(_LOWER_BOOL)),
+                  metrics=_metrics_accuracy, records=_records_per_example(_LOWER_BOOL), user=BOOLQ_USER),
     SuperGlueSpec("cb", "CB", NLI3, NLI, flat_reader(*_PH), _classification(_columns(*_PH)),
-                  metrics=_metrics_cb, records=_records_per_example(NLI3)),
+                  metrics=_metrics_cb, records=_records_per_example(NLI3), user=NLI_USER),
     SuperGlueSpec("rte", "RTE", NLI2, NLI, flat_reader(*_PH), _classification(_columns(*_PH)),
-                  metrics=_metrics_accuracy, records=_records_per_example(NLI2)),
+                  metrics=_metrics_accuracy, records=_records_per_example(NLI2), user=NLI_USER),
     SuperGlueSpec("wic", "WiC", BOOL_LABELS, WIC, flat_reader("word", "sentence1", "sentence2"),
-                  _classification(_wic_texts), metrics=_metrics_accuracy, records=_records_per_example(_LOWER_BOOL)),
+                  _classification(_wic_texts), metrics=_metrics_accuracy,
+                  records=_records_per_example(_LOWER_BOOL), user=WIC_USER),
     SuperGlueSpec("wsc", "WSC", BOOL_LABELS, WSC, read_wsc, _classification(_wsc_texts),
-                  metrics=_metrics_accuracy, records=_records_per_example(BOOL_LABELS)),
+                  metrics=_metrics_accuracy, records=_records_per_example(BOOL_LABELS), user=WSC_USER),
     SuperGlueSpec("copa", "COPA", None, COPA, flat_reader("premise", "choice1", "choice2", "question"),
                   _preprocess_copa, metrics=_metrics_accuracy, records=_records_per_example(None),
-                  task_type=TaskType.MULTIPLE_CHOICE, collator="multiple_choice"),
+                  user=COPA_USER, task_type=TaskType.MULTIPLE_CHOICE, collator="multiple_choice"),
     SuperGlueSpec("multirc", "MultiRC", BOOL_LABELS, MULTIRC, read_multirc, _preprocess_multirc,
-                  metrics=_metrics_multirc, records=_records_multirc, main_metric="f1a"),
+                  metrics=_metrics_multirc, records=_records_multirc, main_metric="f1a", user=MULTIRC_USER,
+                  prediction_key="passage"),
     SuperGlueSpec("record", "ReCoRD", ("0", "1"), RECORD, read_record, _preprocess_record,
                   metrics=_metrics_record, records=_records_record, main_metric="f1"),
 )  # fmt: skip
 
 TASKS: dict[str, Task] = {}  # dataset name -> its registered Task
 for _spec in SPECS:
+    _labels = _spec.label_list or ("0", "1")  # COPA's gold is the choice number 0/1 (one score per choice)
     TASKS[_spec.name] = register_task(
         Task(
             family="superglue",
             name=_spec.name,
             task_type=_spec.task_type,
-            # COPA's gold is the choice number 0/1 (its label_list is None: one score per choice)
-            load=loader(_spec.name, _spec.folder, _spec.features, _spec.read, _spec.label_list or ("0", "1")),
+            load=loader(_spec.name, _spec.folder, _spec.features, _spec.read, _labels),
             preprocess=_spec.preprocess,
             compute_metrics=_spec.metrics,
             main_metric=_spec.main_metric,
@@ -310,5 +333,9 @@ for _spec in SPECS:
             predictions_to_records=_spec.records,
             hub_id=HUB_ID,
             extra={"folder": _spec.folder},
+            read_example=_spec.user and example_reader(_spec.read, _spec.user, _labels),
+            prediction_key=_spec.prediction_key,
+            predict_unsupported=None if _spec.user else RECORD_UNSUPPORTED,
+            raw_features=_spec.features,
         )
     )

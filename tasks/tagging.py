@@ -7,6 +7,8 @@ Contracts:
   tokenize_and_align(batch, tokenizer, data_args, label_list, tag_column, pair_column=None): words (and, for SRL,
       the predicate word as a second segment) -> sub-tokens with labels on each word's first sub-token.
   predictions_to_records(...): one {"tokens", "tags"[, extra columns]} row per example.
+  read_example(record, index, where, ...): Task.read_example (predict.py): {"tokens": [word, ...][,
+      pair_column: word index]} -> the unlabelled raw row (every tag the placeholder "O"), id = str(index).
   read_column_file(path, token_col, tag_col, ...) -> list of Sentence(tokens, tags, lineno)
       Read through tasks.io.read_lines (UTF-8 with or without BOM, LF or CRLF). Blank lines and `-DOCSTART-`
       lines end a sentence; too few columns is a DataError "file:line".
@@ -32,7 +34,7 @@ from typing import NamedTuple
 import datasets
 import numpy as np
 
-from tasks.io import column, read_lines
+from tasks.io import check_record, column, read_lines
 from tasks.registry import DataError, Task, register_task
 from tasks.task_type import TaskType
 
@@ -84,13 +86,43 @@ def read_column_file(
     return sentences
 
 
-def tagging_dataset(rows: list[dict], tag_column: str, extra: dict | None = None) -> datasets.Dataset:
-    """A Dataset with string tags (label names, not ids: the id mapping lives in the Task's label_list)."""
+def tagging_features(tag_column: str, extra: dict | None = None) -> datasets.Features:
+    """The raw columns: id, tokens, `extra` (SRL's predicate index), the string tags."""
     features = {"id": datasets.Value("string"), "tokens": datasets.List(datasets.Value("string"))}
     features.update(extra or {})
     features[tag_column] = datasets.List(datasets.Value("string"))
+    return datasets.Features(features)
+
+
+def tagging_dataset(rows: list[dict], tag_column: str, extra: dict | None = None) -> datasets.Dataset:
+    """A Dataset with string tags (label names, not ids: the id mapping lives in the Task's label_list)."""
+    features = tagging_features(tag_column, extra)
     columns = {name: [row[name] for row in rows] for name in features}
-    return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+    return datasets.Dataset.from_dict(columns, features=features)
+
+
+def read_example(
+    record: dict, index: int, where: str, *, label_list, tag_column: str, pair_column: str | None = None
+) -> list[dict]:
+    """One user record {"tokens": [word, ...]} (SRL adds `pair_column`, the predicate's 0-based word index) ->
+    the raw row a column file gives, id = str(index), every tag the placeholder "O" (the first label if no
+    "O")."""
+    check_record(record, {"tokens": [str]} | ({pair_column: int} if pair_column else {}), where)
+    tokens = record["tokens"]
+    empty = next((k for k, token in enumerate(tokens) if not token.strip()), None)
+    if not tokens or empty is not None:
+        what = "field 'tokens' is an empty list" if not tokens else f"field 'tokens[{empty}]' is blank"
+        raise DataError(f"{where}: {what}; expected a list of words (non-empty strings).")
+    row = {"id": str(index), "tokens": list(tokens)}
+    if pair_column:
+        if not 0 <= record[pair_column] < len(tokens):
+            raise DataError(
+                f"{where}: {pair_column} {record[pair_column]} is outside the {len(tokens)} tokens "
+                "(expected a 0-based word index)."
+            )
+        row[pair_column] = record[pair_column]
+    placeholder = "O" if "O" in label_list else label_list[0]
+    return [row | {tag_column: [placeholder] * len(tokens)}]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -345,9 +377,12 @@ def register_family(
     compute_metrics: Callable,
     tag_column: str,
     pair_column: str | None = None,
+    extra_features: dict | None = None,
 ) -> dict[str, Task]:
     """One Task per spec: load(data_args, splits, spec=...), compute_metrics(..., label_list=...), the shared
-    tokenize_and_align / predictions_to_records, the original's x0.95/epoch schedule. Returns {name: Task}."""
+    tokenize_and_align / predictions_to_records / read_example, the original's x0.95/epoch schedule.
+    `extra_features`: the types of the columns `load` adds to id/tokens/tags (SRL's index).
+    Returns {name: Task}."""
     tasks = {}
     for spec in specs:
         labels = spec.label_list
@@ -378,6 +413,11 @@ def register_family(
                     extra_columns=(pair_column,) if pair_column else (),
                 ),
                 hub_id=spec.hub_id,
+                read_example=partial(
+                    read_example, label_list=labels, tag_column=tag_column, pair_column=pair_column
+                ),
+                prediction_key="tags",
+                raw_features=tagging_features(tag_column, extra_features),
             )
         )
     return tasks

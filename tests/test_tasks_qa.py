@@ -233,7 +233,9 @@ def test_postprocess_picks_the_best_valid_span_across_windows():
     start, end = hand_logits()
     # candidates: A "Paris" 2+2=4; B "France" 3+3=6, "capital" 0+5=5, (4 -> 2) ends before it starts,
     # the 9s sit on a [SEP] (no offset): France wins
-    assert postprocess_predictions(HAND_EXAMPLES, HAND_FEATURES, start, end) == {"x": "France"}
+    scores = {}
+    assert postprocess_predictions(HAND_EXAMPLES, HAND_FEATURES, start, end, scores=scores) == {"x": "France"}
+    assert scores == {"x": 6.0}  # France's start + end logit
     # a 3-token span "capital of France" (start 2 raised to 10) beats France unless max_answer_length < 3
     start[1, 2], end[1, 4] = 10.0, 8.0  # "capital of France" 18 > "capital" 15 > "France" 11
     assert postprocess_predictions(HAND_EXAMPLES, HAND_FEATURES, start, end) == {"x": "capital of France"}
@@ -245,7 +247,9 @@ def test_postprocess_null_answer_only_with_version_2():
     start, end = hand_logits(cls_a=5.0, cls_b=4.0)  # null scores 10 and 8 -> min 8; best span 6; diff 2
     assert postprocess_predictions(HAND_EXAMPLES, HAND_FEATURES, start, end) == {"x": "France"}
     v2 = {"version_2_with_negative": True}
-    assert postprocess_predictions(HAND_EXAMPLES, HAND_FEATURES, start, end, **v2) == {"x": ""}
+    scores = {}
+    assert postprocess_predictions(HAND_EXAMPLES, HAND_FEATURES, start, end, scores=scores, **v2) == {"x": ""}
+    assert scores == {"x": 8.0}  # no answer: the lowest window null score
     lenient = postprocess_predictions(
         HAND_EXAMPLES, HAND_FEATURES, start, end, null_score_diff_threshold=2.5, **v2
     )
@@ -264,7 +268,8 @@ def test_compute_metrics_end_to_end(squad_dir, tokenizer):
     assert task.compute_metrics(perfect, feats, raw, args) == pytest.approx(expected)
     records = task.predictions_to_records(perfect, feats, raw, args)
     texts = {"q1": "Paris", "q2": "The quick brown fox", "q3": ""}
-    assert records == [{"id": qid, "prediction_text": text} for qid, text in texts.items()]
+    # every answer (and q3's null answer, its gold [CLS]) has start + end logit 1 + 1
+    assert records == [{"id": qid, "prediction_text": text, "score": 2.0} for qid, text in texts.items()]
     # give q3's first window a weak "Paris" span (1.0 < null 2.0): a lenient threshold then answers it wrongly
     first = feats["example_id"].index("q3")
     offsets = feats[first]["offset_mapping"]
