@@ -22,6 +22,7 @@ from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from arguments import args_payload, get_args, save_args
 from model.backbones import get_backbone
+from model.checkpoint import task_record
 from model.ptuning import PTuningError
 from model.utils import get_model
 from tasks import DataError, get_task
@@ -84,6 +85,9 @@ def run(model_args, data_args, training_args, *family_args) -> dict:
     tokenizer = load_tokenizer(model_args, task, config)
     features = tokenize(raw, task, tokenizer, data_args)
     model = get_model(model_args, task.task_type, config)
+    model.task_record = task_record(
+        task, data_args, family_args, model_args.model_name_or_path
+    )  # for predict.py
     if model_args.ptuning_checkpoint:
         load_ptuning_checkpoint(model, model_args.ptuning_checkpoint)
     collator = build_collator(task, tokenizer, data_args, training_args)

@@ -5,11 +5,17 @@ backbone is frozen, everything when fine-tuning. The meta record `ptuning_meta` 
 safetensors and the HF Trainer carry it like any tensor) holds the backbone sizes, the identifying fields of the
 MethodConfig, the head and its label count. Loading compares it with the model's own and refuses a checkpoint of
 another backbone or setting with one clear error, before any tensor is copied.
+
+The saved record also holds the whole MethodConfig ("method_config") and, from run.py, under "task", what inference
+needs (`task_record`: family, dataset, label names, the preprocessing arguments, the family's own arguments, the
+backbone's name); predict.py reads them with `read_meta`. They describe the checkpoint and are not compared.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 
 import torch
 from torch import nn
@@ -33,12 +39,36 @@ def meta(model) -> dict:
     }
 
 
+# the data arguments that change how raw examples become features (predict.py preprocesses with them)
+PREPROCESSING_ARGS = ("max_seq_length", "doc_stride", "template_id")
+
+
+def task_record(task, data_args, family_args=(), backbone_name: str | None = None) -> dict:
+    """What predicting with a checkpoint needs besides its tensors: the task, its label names, the preprocessing
+    and family arguments it was trained with, and the backbone's name (informative: sizes are checked)."""
+    task_args = next((a for a in family_args if task.args_class and isinstance(a, task.args_class)), None)
+    return {
+        "family": task.family,
+        "dataset": task.name,
+        "labels": list(task.label_list) if task.label_list else None,
+        "data_args": {k: getattr(data_args, k) for k in PREPROCESSING_ARGS if hasattr(data_args, k)},
+        "task_args": dataclasses.asdict(task_args) if task_args is not None else None,
+        "backbone": backbone_name,
+    }
+
+
 def state_dict(model, destination=None, prefix: str = "", keep_vars: bool = False) -> dict:
-    """The saved part of `model`'s state_dict (keys under `prefix`) and the meta record."""
+    """The saved part of `model`'s state_dict (keys under `prefix`) and the meta record (+ its task record)."""
     full = nn.Module.state_dict(model, prefix=prefix, keep_vars=keep_vars)
     out = {k: v for k, v in full.items() if model.method_impl.saves(k[len(prefix) :])}
+    record = meta(model)
+    record["method_config"] = dataclasses.asdict(
+        model.method_config
+    )  # every method field (shift_positions ...)
+    if getattr(model, "task_record", None) is not None:
+        record["task"] = model.task_record
     out[prefix + META_KEY] = torch.tensor(
-        list(json.dumps(meta(model), sort_keys=True).encode()), dtype=torch.uint8
+        list(json.dumps(record, sort_keys=True).encode()), dtype=torch.uint8
     )
     if destination is not None:
         destination.update(out)
@@ -52,7 +82,7 @@ def load_state_dict(model, state_dict, strict: bool = True, assign: bool = False
     record = state_dict.pop(META_KEY, None)
     if record is None:
         raise PTuningError("not a P-tuning checkpoint (no ptuning_meta record): save it with this project.")
-    saved, own = json.loads(bytes(record.tolist()).decode()), meta(model)
+    saved, own = decode(record), meta(model)
     diffs = {k: (saved.get(k), v) for k, v in own.items() if saved.get(k) != v}
     if diffs:
         lines = ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in sorted(diffs.items()))
@@ -67,3 +97,29 @@ def load_state_dict(model, state_dict, strict: bool = True, assign: bool = False
         raise PTuningError(f"checkpoint mismatch: missing {missing[:5]}, unexpected {unexpected[:5]}")
     result = nn.Module.load_state_dict(model, state_dict, strict=False, assign=assign)
     return type(result)(missing, list(result.unexpected_keys))
+
+
+def decode(record: torch.Tensor) -> dict:
+    return json.loads(bytes(record.tolist()).decode())
+
+
+def read_meta(directory: str) -> dict:
+    """The meta record of the checkpoint in `directory` (a best_model/ folder), without loading its other tensors."""
+    from safetensors import safe_open
+
+    path = os.path.join(directory, "model.safetensors")
+    if not os.path.isfile(path):
+        raise PTuningError(f"{path} does not exist: point at a best_model/ folder written by run.py.")
+    try:
+        with safe_open(path, framework="pt") as f:
+            if META_KEY not in f.keys():
+                raise PTuningError(
+                    f"{path} is not a P-tuning checkpoint (no {META_KEY} record): save it with run.py."
+                )
+            return decode(f.get_tensor(META_KEY))
+    except PTuningError:
+        raise
+    except Exception as err:  # safetensors' SafetensorError derives from Exception only
+        raise PTuningError(
+            f"{path} cannot be read ({err}): it is damaged or not a safetensors file."
+        ) from None

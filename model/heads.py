@@ -5,6 +5,8 @@ Sequence classification: pooled first token -> dropout -> Linear(H, num_labels);
 Multiple choice: (B, C, T) flattened to (B·C, T), pooled the same way, Linear(H, 1) scores each choice.
 Token classification: dropout -> Linear(H, num_labels) on every token.
 Question answering: Linear(H, 2) on every token -> start/end logits (no dropout before it, as the original).
+Each head's `scores(hidden)` is its part after the encoder, per row of hidden states: forward = encode + scores, and
+the mixed-adapter model (model/multi_adapter.py) runs one shared encoder pass, then each adapter's `scores`.
 """
 
 from __future__ import annotations
@@ -72,9 +74,12 @@ class PTuningForSequenceClassification(PTuningModel):
         self.classifier = nn.Linear(self.pooler.output_dim, self.config.num_labels)
         self.post_init()
 
+    def scores(self, hidden):  # (N, T, H) -> (N, num_labels)
+        return self.classifier(self.dropout(self.pooler(hidden)))
+
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         hidden = self.encode(input_ids, attention_mask, token_type_ids, **kwargs)  # (B, T, H)
-        logits = self.classifier(self.dropout(self.pooler(hidden)))  # (B, num_labels)
+        logits = self.scores(hidden)  # (B, num_labels)
         loss = None if labels is None else ForSequenceClassificationLoss(labels, logits, self.config)
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
@@ -88,14 +93,16 @@ class PTuningForMultipleChoice(PTuningModel):
         self.classifier = nn.Linear(self.pooler.output_dim, 1)
         self.post_init()
 
+    def scores(self, hidden):  # (N·C, T, H) -> (N·C, 1): one score per choice row
+        return self.classifier(self.dropout(self.pooler(hidden)))
+
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         batch, choices, T = input_ids.shape
         flat = [
             None if x is None else x.reshape(batch * choices, T) for x in (attention_mask, token_type_ids)
         ]
         hidden = self.encode(input_ids.reshape(batch * choices, T), *flat, **kwargs)  # (B·C, T, H)
-        scores = self.classifier(self.dropout(self.pooler(hidden)))  # (B·C, 1)
-        logits = scores.view(batch, choices)  # (B, C)
+        logits = self.scores(hidden).view(batch, choices)  # (B·C, 1) -> (B, C)
         loss = None if labels is None else fixed_cross_entropy(logits, labels.view(-1))
         return MultipleChoiceModelOutput(loss=loss, logits=logits)
 
@@ -108,9 +115,12 @@ class PTuningForTokenClassification(PTuningModel):
         self.classifier = nn.Linear(self.config.hidden_size, self.config.num_labels)
         self.post_init()
 
+    def scores(self, hidden):  # (N, T, H) -> (N, T, num_labels)
+        return self.classifier(self.dropout(hidden))
+
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
         hidden = self.encode(input_ids, attention_mask, token_type_ids, **kwargs)  # (B, T, H)
-        logits = self.classifier(self.dropout(hidden))  # (B, T, num_labels)
+        logits = self.scores(hidden)  # (B, T, num_labels)
         loss = None if labels is None else ForTokenClassification(logits, labels, self.config)  # -100 ignored
         return TokenClassifierOutput(loss=loss, logits=logits)
 
@@ -123,6 +133,9 @@ class PTuningForQuestionAnswering(PTuningModel):
         self.qa_outputs = nn.Linear(self.config.hidden_size, 2)
         self.post_init()
 
+    def scores(self, hidden):  # (N, T, H) -> (N, T, 2): start and end logits
+        return self.qa_outputs(hidden)
+
     def forward(
         self,
         input_ids=None,
@@ -133,7 +146,7 @@ class PTuningForQuestionAnswering(PTuningModel):
         **kwargs,
     ):
         hidden = self.encode(input_ids, attention_mask, token_type_ids, **kwargs)  # (B, T, H)
-        start_logits, end_logits = self.qa_outputs(hidden).split(1, dim=-1)  # (B, T, 1) each
+        start_logits, end_logits = self.scores(hidden).split(1, dim=-1)  # (B, T, 1) each
         start_logits, end_logits = start_logits.squeeze(-1).contiguous(), end_logits.squeeze(-1).contiguous()
         loss = ForQuestionAnsweringLoss(start_logits, end_logits, start_positions, end_positions)
         return QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits)

@@ -252,6 +252,9 @@ class PrefixInjector:
         self.attention = attention
         self.adapted: list[torch.nn.Module] = []
         self.current: LayerPrefixes | None = None
+        # the backbone's latest injector: a prompt pass on a backbone shared with prefix adapters clears the prefixes
+        # an adapter backbone's modules still hold (model/methods.py PromptTuning, model/multi_adapter.py)
+        backbone._ptuning_injector = self
         if attention == "interface":
             backbone.set_attn_implementation(f"prefix_{attn_implementation}")
             if shared_layers:  # ALBERT
@@ -265,10 +268,15 @@ class PrefixInjector:
 
     def set(self, prefix_kv: list[LayerPrefix | None] | None) -> dict:
         """Install this forward's prefixes; returns the kwargs to pass to the backbone."""
-        self.current = None if prefix_kv is None else LayerPrefixes(prefix_kv)
+        if prefix_kv is None or isinstance(
+            prefix_kv, LayerPrefixes
+        ):  # a LayerPrefixes may build layers lazily
+            self.current = prefix_kv
+        else:
+            self.current = LayerPrefixes(prefix_kv)
         if self.attention == "interface":
             return {} if self.current is None else {"prefix_kv": self.current}
-        if prefix_kv is not None and len(prefix_kv) != len(self.adapted):
+        if self.current is not None and len(self.current) != len(self.adapted):
             raise ValueError(f"{len(prefix_kv)} layer prefixes for {len(self.adapted)} attention layers")
         for module in self.adapted:
             module._ptuning_prefixes = self.current

@@ -141,6 +141,11 @@ class PromptTuning(Method):
         # LayerNorm) runs once over [prompt; tokens], as Lester et al. and the maintainer's reply on #47 describe.
         batch, T = input_ids.shape
         P = model.pre_seq_len
+        shared = getattr(model.backbone, "_ptuning_injector", None)
+        if (
+            shared is not None
+        ):  # a backbone shared with prefix adapters (model/multi_adapter.py): no prefix here
+            shared.set(None)
         room = position_room(model.quirks, model.config)
         if room is not None and P + T > room:
             raise too_long(model, T, room)

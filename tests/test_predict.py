@@ -1,0 +1,205 @@
+"""predict.py end to end: three adapters trained by run.py on one tiny backbone (RTE with a prefix, CoNLL-2003 with a
+prompt, SQuAD with a prefix and several windows per example), one input file that mixes them, and every output line
+equal to what `run.py --do_predict` wrote for that adapter on the same example. Then the one-line errors."""
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import fixtures
+import predict
+import run
+from model.checkpoint import META_KEY
+from model.config import PTuningError
+from tasks import DataError
+from tiny import save_tiny_model
+
+COMMON = ["--do_train", "--do_predict", "--num_train_epochs", "2", "--per_device_train_batch_size", "4",
+          "--learning_rate", "5e-2", "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none",
+          "--disable_tqdm", "true", "--seed", "3", "--max_seq_length", "48"]  # fmt: skip
+
+
+def train(model_dir, out, task, dataset, data_dir, *flags):
+    argv = ["--model_name_or_path", model_dir, "--task_name", task, "--dataset_name", dataset, "--data_dir",
+            data_dir, "--output_dir", out, *COMMON, *flags]  # fmt: skip
+    run.main(argv)
+    return os.path.join(out, "best_model") if os.path.isdir(os.path.join(out, "best_model")) else out
+
+
+def read_lines(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    rte = fixtures.superglue_rte(str(root / "sg"))
+    ner = fixtures.conll2003(str(root / "conll"))
+    squad = fixtures.squad(str(root / "squad"))
+    squad_test = os.path.join(squad, "dev-v1.1.json")
+    runs = {
+        "rte": train(tiny_bert, str(root / "rte"), "superglue", "rte", rte, "--prefix", "--pre_seq_len", "4"),
+        "ner": train(tiny_bert, str(root / "ner"), "ner", "conll2003", ner, "--prompt", "--pre_seq_len", "3"),
+        "qa": train(tiny_bert, str(root / "qa"), "qa", "squad", squad, "--prefix", "--pre_seq_len", "2",
+                    "--doc_stride", "16", "--max_seq_length", "32", "--test_file", squad_test),
+    }  # fmt: skip
+    # the mixed input: every test example of the three runs, interleaved
+    sg = [{"adapter": "rte", **r} for r in read_lines(os.path.join(rte, "RTE", "test.jsonl"))]
+    conll = [
+        {"adapter": "ner", "tokens": r["tokens"]}
+        for r in read_lines(str(root / "ner" / "predict_results_test.jsonl"))
+    ]
+    with open(squad_test) as f:
+        payload = json.load(f)
+    paragraph = payload["data"][0]["paragraphs"][0]
+    qa = [
+        {"adapter": "qa", "question": q["question"], "context": paragraph["context"]}
+        for q in paragraph["qas"]
+    ]
+    mixed = [x for group in zip(conll, qa, sg, conll[::-1], strict=False) for x in group]
+    mixed += sg[len(mixed) // 4 :] + qa[len(mixed) // 4 :]
+    path = str(root / "in.jsonl")
+    with open(path, "w") as f:
+        f.writelines(json.dumps(x) + "\n" for x in mixed)
+    return tiny_bert, runs, path, root
+
+
+def test_each_mixed_line_equals_run_py_do_predict(trained):
+    model_dir, runs, path, root = trained
+    out = str(root / "out.jsonl")
+    flags = [f"--ptuning_checkpoint={n}={p}" for n, p in runs.items()]
+    predict.main(
+        ["--model_name_or_path", model_dir, *flags, "--input", path, "--output", out, "--batch_size", "4"]
+    )
+    inputs, outputs = read_lines(path), read_lines(out)
+    assert len(outputs) == len(inputs)
+    expected = {
+        "rte": {r["idx"]: r["label"] for r in read_lines(str(root / "rte" / "predict_results_test.jsonl"))},
+        "ner": {
+            " ".join(r["tokens"]): r["tags"]
+            for r in read_lines(str(root / "ner" / "predict_results_test.jsonl"))
+        },
+        "qa": read_lines(str(root / "qa" / "predict_results_test.jsonl")),
+    }
+    qa_by_question = {}
+    for row, q in zip(
+        expected["qa"],
+        json.load(open(os.path.join(root, "squad", "dev-v1.1.json")))["data"][0]["paragraphs"][0]["qas"],
+        strict=True,
+    ):
+        qa_by_question[q["question"]] = row  # several questions share a text: same prediction, same score
+    for given, got in zip(inputs, outputs, strict=True):
+        assert {k: got[k] for k in given} == given  # the input fields come back unchanged, in input order
+        if given["adapter"] == "rte":
+            assert got["prediction"] == expected["rte"][given["idx"]]
+            assert set(got["scores"]) == {"entailment", "not_entailment"}
+            assert sum(got["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+            assert max(got["scores"], key=got["scores"].get) == got["prediction"]
+        elif given["adapter"] == "ner":
+            assert got["prediction"] == expected["ner"][" ".join(given["tokens"])]
+            assert len(got["scores"]) == len(given["tokens"]) and all(0 < p <= 1 for p in got["scores"])
+        else:
+            row = qa_by_question[given["question"]]
+            assert got["prediction"] == row["prediction_text"]
+            assert got["scores"] == pytest.approx(row["score"], abs=1e-4)
+    assert {x["adapter"] for x in inputs} == {"rte", "ner", "qa"}
+
+
+def test_one_checkpoint_needs_no_adapter_field(trained, tmp_path):
+    model_dir, runs, _, root = trained
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"premise": "A cat sat.", "hypothesis": "An animal sat."}) + "\n")
+    results = predict.main(["--model_name_or_path", model_dir, "--ptuning_checkpoint", runs["rte"],
+                            "--input", str(path), "--output", str(tmp_path / "o.jsonl")])  # fmt: skip
+    assert results[0]["prediction"] in ("entailment", "not_entailment")
+    assert (
+        read_lines(tmp_path / "o.jsonl")[0]["adapter"] == "rte"
+    )  # a bare PATH is named after its run folder
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        (
+            '{"adapter": "cb", "premise": "a", "hypothesis": "b"}',
+            "in.jsonl:2: unknown adapter 'cb'; loaded: rte, ner",
+        ),
+        ('{"adapter": "rte", "premise": "a"}', "in.jsonl:2: missing field 'hypothesis'"),
+        ("premise: a", "in.jsonl:2: not valid JSON"),
+        (
+            '{"premise": "a", "hypothesis": "b"}',
+            'in.jsonl:2: no "adapter" field, and 2 checkpoints are loaded',
+        ),
+    ],
+)
+def test_bad_lines_are_one_clear_error(trained, tmp_path, line, message):
+    model_dir, runs, _, _ = trained
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"adapter": "rte", "premise": "a", "hypothesis": "b"}) + "\n" + line + "\n")
+    argv = ["--model_name_or_path", model_dir, "--ptuning_checkpoint", f"rte={runs['rte']}",
+            "--ptuning_checkpoint", f"ner={runs['ner']}", "--input", str(path), "--output", str(tmp_path / "o.jsonl")]  # fmt: skip
+    with pytest.raises((DataError, PTuningError)) as err:
+        predict.main(argv)
+    assert message in str(err.value)
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_another_backbone_an_old_checkpoint_and_an_existing_output_are_refused(trained, tmp_path):
+    model_dir, runs, path, _ = trained
+    roberta = save_tiny_model(str(tmp_path / "roberta"), "roberta")
+    out = str(tmp_path / "o.jsonl")
+    with pytest.raises(
+        PTuningError, match="trained on another backbone or size .*model_type 'bert' vs 'roberta'"
+    ):
+        predict.main(
+            [
+                "--model_name_or_path",
+                roberta,
+                "--ptuning_checkpoint",
+                runs["rte"],
+                "--input",
+                path,
+                "--output",
+                out,
+            ]
+        )
+    # a checkpoint saved before the task record existed
+    old = tmp_path / "old" / "best_model"
+    old.mkdir(parents=True)
+    tensors = load_file(os.path.join(runs["rte"], "model.safetensors"))
+    record = json.loads(bytes(tensors[META_KEY].tolist()).decode())
+    record.pop("task"), record.pop("method_config")
+    tensors[META_KEY] = torch.tensor(list(json.dumps(record).encode()), dtype=torch.uint8)
+    save_file(tensors, str(old / "model.safetensors"))
+    with pytest.raises(PTuningError, match="does not record task and method_config .*Retrain it"):
+        predict.main(
+            [
+                "--model_name_or_path",
+                model_dir,
+                "--ptuning_checkpoint",
+                f"x={old}",
+                "--input",
+                path,
+                "--output",
+                out,
+            ]
+        )
+    open(out, "w").write("keep me\n")
+    with pytest.raises(DataError, match="exists: choose another path or pass --overwrite_output"):
+        predict.main(
+            [
+                "--model_name_or_path",
+                model_dir,
+                "--ptuning_checkpoint",
+                runs["rte"],
+                "--input",
+                path,
+                "--output",
+                out,
+            ]
+        )
+    assert open(out).read() == "keep me\n"
