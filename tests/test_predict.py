@@ -203,3 +203,73 @@ def test_another_backbone_an_old_checkpoint_and_an_existing_output_are_refused(t
             ]
         )
     assert open(out).read() == "keep me\n"
+
+
+def save_random_checkpoint(model_dir, family, dataset, out, **flags):
+    """An untrained --prefix checkpoint of `dataset` with its task record, as run.py writes best_model/."""
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig
+
+    from arguments import ModelArguments
+    from model.checkpoint import task_record
+    from model.utils import get_model
+    from tasks import get_task
+
+    task = get_task(family, dataset)
+    config = AutoConfig.from_pretrained(model_dir, num_labels=task.num_labels)
+    args = ModelArguments(model_name_or_path=model_dir, prefix=True, pre_seq_len=3, **flags)
+    torch.manual_seed(0)
+    model = get_model(args, task.task_type, config)
+    with torch.no_grad():  # N(0, 1): predictions that depend on the input
+        for p in model.parameters():
+            if p.requires_grad:
+                p.normal_()
+    data_args = SimpleNamespace(max_seq_length=48, doc_stride=16, template_id=1)
+    model.task_record = task_record(task, data_args, (), model_dir)
+    os.makedirs(out)
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(out, "model.safetensors")
+    )
+    return out
+
+
+def test_every_head_kind_and_record_shape(tiny_bert, tmp_path):
+    """COPA (multiple choice), MultiRC (several rows per record), WSC (template 1 recorded), STS-B (regression),
+    CoNLL-2005 SRL (a predicate index), SQuAD 2.0 (no-answer allowed) through one Predictor and one mixed call."""
+    from serving import Predictor
+
+    specs = {"copa": ("superglue", "copa"), "multirc": ("superglue", "multirc"), "wsc": ("superglue", "wsc"),
+             "stsb": ("glue", "stsb"), "srl": ("srl", "conll2005"), "squad2": ("qa", "squad_v2")}  # fmt: skip
+    predictor = Predictor(tiny_bert, device="cpu")
+    for name, (family, dataset) in specs.items():
+        predictor.attach(name, save_random_checkpoint(tiny_bert, family, dataset, str(tmp_path / name)))
+    assert predictor.adapters["wsc"].data_args.template_id == 1  # the recorded preprocessing, not the default
+    passage = {"text": "The cat sat.", "questions": [
+        {"question": "Who sat?", "idx": 0, "answers": [{"text": "the cat", "idx": 0}, {"text": "a dog", "idx": 1}]},
+        {"question": "Where?", "idx": 1, "answers": [{"text": "on a mat", "idx": 2}]}]}  # fmt: skip
+    records = {
+        "copa": {"premise": "The man fell.", "choice1": "He slipped.", "choice2": "He sang.", "question": "cause"},
+        "multirc": {"passage": passage},
+        "wsc": {"text": "Mark told Pete he was late .", "target": {"span1_index": 0, "span1_text": "Mark",
+                                                                     "span2_index": 3, "span2_text": "he"}},
+        "stsb": {"sentence1": "A man plays.", "sentence2": "A man is playing."},
+        "srl": {"tokens": ["He", "gave", "her", "a", "book"], "index": 1},
+        "squad2": {"question": "What is the capital?", "context": "Paris is the capital of France. " * 6},
+    }  # fmt: skip
+    names = list(records)
+    out = dict(zip(names, predictor.predict([records[n] for n in names], names, batch_size=3), strict=True))
+    probs = out["copa"]["scores"]
+    assert out["copa"]["prediction"] == max(range(2), key=probs.__getitem__) and sum(probs) == pytest.approx(
+        1
+    )
+    questions = out["multirc"]["prediction"]["questions"]
+    assert [[a["idx"] for a in q["answers"]] for q in questions] == [[0, 1], [2]]
+    assert len(out["multirc"]["scores"]) == 3 and all(
+        set(s) == {"False", "True"} for s in out["multirc"]["scores"]
+    )
+    assert out["wsc"]["prediction"] in ("False", "True")
+    assert isinstance(out["stsb"]["prediction"], float) and out["stsb"]["scores"] is None
+    assert len(out["srl"]["prediction"]) == 5 and len(out["srl"]["scores"]) == 5
+    assert isinstance(out["squad2"]["prediction"], str) and isinstance(out["squad2"]["scores"], float)
+    assert predictor.predict([records["copa"]], "copa")[0] == out["copa"]  # alone or mixed: the same result
