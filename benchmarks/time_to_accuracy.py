@@ -75,9 +75,15 @@ LEVERS = {
     "no_clip": {"max_grad_norm": 0.0},
     "group_by_length": {"train_sampling_strategy": "group_by_length"},
     "pad_to_max": {"pad_to_max_length": True},  # the throughput lever, measured the other way round
-    "pre_seq_len64": {
-        "pre_seq_len": 64
-    },  # capacity: longer prefix on CoNLL-2003 (11), shorter on CoNLL-2004 (128)
+    # capacity: a longer prefix on CoNLL-2003 (11), a shorter one on CoNLL-2004 (128)
+    "pre_seq_len64": {"pre_seq_len": 64},
+    # no dropout in the frozen backbone's hidden layers nor on the prefix and before the head (attention dropout stays)
+    "dropout0": {"hidden_dropout_prob": 0.0},
+    # real tokens at positions 0..T-1, as the backbone was pretrained (the original shifted them by P, as
+    # transformers 4.11 did; an independent prefix-tuning implementation on today's transformers does not)
+    "no_shift": {"shift_positions": "False"},
+    # prefix-tuning's reparameterisation (Li & Liang; Le et al., ICLR 2025) at the lr the MLP needs
+    "projection": {"prefix_projection": True, "prefix_hidden_size": 512, "learning_rate": 5e-3},
 }
 # The recommended recipe: overrides of DEFAULTS[dataset], per dataset. None until the lever results are in.
 BEST: dict[str, dict] | None = None
