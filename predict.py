@@ -33,8 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--model_name_or_path", required=True, help="the frozen backbone the checkpoints share"
     )
     parser.add_argument("--ptuning_checkpoint", action="append", required=True, metavar="NAME=PATH",
-                        help="a best_model/ folder written by run.py, under a name (repeat for each adapter); a bare "
-                        "PATH is named after its run folder")  # fmt: skip
+                        help="a best_model/ folder written by run.py (or its run folder), under a name (repeat for "
+                        "each adapter); a bare PATH is named after its run folder")  # fmt: skip
     parser.add_argument("--input", required=True, help='jsonl: one example per line (+ "adapter": NAME)')
     parser.add_argument("--output", required=True, help="jsonl written in input order")
     parser.add_argument("--batch_size", type=int, default=64, help="examples (features) per mixed batch")

@@ -75,6 +75,9 @@ class Predictor:
         """Load the trained prefix/prompt + head of `checkpoint_dir` (a run.py best_model/ folder) as `name`."""
         if name in self.adapters:
             raise PTuningError(f"adapter name {name!r} is used twice: give each checkpoint its own name.")
+        best = os.path.join(checkpoint_dir, "best_model")
+        if not os.path.isfile(os.path.join(checkpoint_dir, "model.safetensors")) and os.path.isdir(best):
+            checkpoint_dir = best  # a run folder: its best dev epoch
         meta = read_meta(checkpoint_dir)
         config = self.model.config
         sizes = [

@@ -116,9 +116,13 @@ def test_one_checkpoint_needs_no_adapter_field(trained, tmp_path):
     results = predict.main(["--model_name_or_path", model_dir, "--ptuning_checkpoint", runs["rte"],
                             "--input", str(path), "--output", str(tmp_path / "o.jsonl")])  # fmt: skip
     assert results[0]["prediction"] in ("entailment", "not_entailment")
-    assert (
-        read_lines(tmp_path / "o.jsonl")[0]["adapter"] == "rte"
-    )  # a bare PATH is named after its run folder
+    assert read_lines(tmp_path / "o.jsonl")[0]["adapter"] == "rte"  # a bare PATH: named after its folder
+    run_folder = tmp_path / "runs" / "rte-minilm"
+    os.makedirs(run_folder)
+    os.symlink(runs["rte"], run_folder / "best_model")  # a run folder stands for its best_model/
+    again = predict.main(["--model_name_or_path", model_dir, "--ptuning_checkpoint", str(run_folder),
+                          "--input", str(path), "--output", str(tmp_path / "o2.jsonl")])  # fmt: skip
+    assert again == results and read_lines(tmp_path / "o2.jsonl")[0]["adapter"] == "rte-minilm"
 
 
 @pytest.mark.parametrize(
