@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tasks.tagging import IGNORE  # the label of positions without a prediction
 from tasks.task_type import TaskType
-
-IGNORE = -100  # the label of positions without a prediction (tasks/tagging.py)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:

@@ -119,13 +119,8 @@ class Predictor:
         model = build_on(self.model.backbone, method_config, TaskType[meta["task_type"]], num_labels)
         model.load_state_dict(load_file(os.path.join(checkpoint_dir, "model.safetensors")))
         index = self.model.add(name, model.to(self.device))
-        data_args = SimpleNamespace(
-            **{
-                "max_seq_length": task.max_seq_length,
-                "doc_stride": 128,
-                "template_id": 0,
-                **record["data_args"],
-            },
+        data_args = SimpleNamespace(  # run.py records max_seq_length, doc_stride and template_id, resolved
+            **record["data_args"],
             pad_to_max_length=False,  # dynamic padding: a mixed batch is padded to its own longest row
         )
         adapter = Adapter(name, index, task, data_args, self._tokenizer(task), checkpoint_dir)
@@ -165,10 +160,8 @@ class Predictor:
         for name, adapter in self.adapters.items():
             positions = [i for i, n in enumerate(names) if n == name]
             if positions:
-                jobs[name] = self._features(
-                    adapter, [records[i] for i in positions], [where[i] for i in positions]
-                )
-                jobs[name] = (positions, *jobs[name])
+                picked = [records[i] for i in positions], [where[i] for i in positions]
+                jobs[name] = (positions, *self._features(adapter, *picked))
         logits = self._run(jobs, batch_size, progress)
         results: list = [None] * len(records)
         for name, (positions, examples, row_record, features) in jobs.items():

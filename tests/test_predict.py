@@ -29,6 +29,11 @@ def train(model_dir, out, task, dataset, data_dir, *flags):
     return os.path.join(out, "best_model") if os.path.isdir(os.path.join(out, "best_model")) else out
 
 
+def predict_once(model_dir, checkpoint, path, out):
+    return predict.main(["--model_name_or_path", model_dir, "--ptuning_checkpoint", checkpoint,
+                         "--input", path, "--output", out])  # fmt: skip
+
+
 def read_lines(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -159,18 +164,7 @@ def test_another_backbone_an_old_checkpoint_and_an_existing_output_are_refused(t
     with pytest.raises(
         PTuningError, match="trained on another backbone or size .*model_type 'bert' vs 'roberta'"
     ):
-        predict.main(
-            [
-                "--model_name_or_path",
-                roberta,
-                "--ptuning_checkpoint",
-                runs["rte"],
-                "--input",
-                path,
-                "--output",
-                out,
-            ]
-        )
+        predict_once(roberta, runs["rte"], path, out)
     # a checkpoint saved before the task record existed
     old = tmp_path / "old" / "best_model"
     old.mkdir(parents=True)
@@ -180,32 +174,10 @@ def test_another_backbone_an_old_checkpoint_and_an_existing_output_are_refused(t
     tensors[META_KEY] = torch.tensor(list(json.dumps(record).encode()), dtype=torch.uint8)
     save_file(tensors, str(old / "model.safetensors"))
     with pytest.raises(PTuningError, match="does not record task and method_config .*Retrain it"):
-        predict.main(
-            [
-                "--model_name_or_path",
-                model_dir,
-                "--ptuning_checkpoint",
-                f"x={old}",
-                "--input",
-                path,
-                "--output",
-                out,
-            ]
-        )
+        predict_once(model_dir, f"x={old}", path, out)
     open(out, "w").write("keep me\n")
     with pytest.raises(DataError, match="exists: choose another path or pass --overwrite_output"):
-        predict.main(
-            [
-                "--model_name_or_path",
-                model_dir,
-                "--ptuning_checkpoint",
-                runs["rte"],
-                "--input",
-                path,
-                "--output",
-                out,
-            ]
-        )
+        predict_once(model_dir, runs["rte"], path, out)
     assert open(out).read() == "keep me\n"
 
 
