@@ -8,10 +8,15 @@ Definitions (entity F1 in points 0-100):
 - epochs / minutes to target: the first epoch where the variant's MEAN curve reaches the target; null if never.
 - fine-tuning's minutes to its best: the mean curve's minutes at the epoch of its highest mean dev F1.
 - time_ratio = the recommended recipe's ("best") minutes to target / fine-tuning's minutes to its best.
+- dev_gap / test_gap = recommended recipe minus fine-tuning (best dev, test at best dev); target_met: both gaps
+  >= -1 and time_ratio <= 2.
+- last train loss: the training loss the Trainer logged last (every --logging_steps, dropout on), read from the
+  cell's log.txt; mean over seeds. Far above fine-tuning's = the variant has not fit the training set (not overfit).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import statistics
@@ -29,6 +34,19 @@ def load_cell(out: str) -> dict | None:
         return None
 
 
+def last_train_loss(out: str) -> float | None:
+    """The last training loss the Trainer printed to out/log.txt ({'loss': '0.05', ..., 'epoch': '29.6'})."""
+    loss = None
+    try:
+        with open(os.path.join(out, "log.txt")) as f:
+            for line in f:
+                if line.startswith("{'loss'"):
+                    loss = float(ast.literal_eval(line.strip())["loss"])
+    except OSError:
+        return None
+    return loss
+
+
 def load_cells(runs: str) -> dict:
     """{dataset: {variant: {seed: cell}}} from runs/<dataset>/<variant>-seed<k>/cell.json."""
     table: dict = {}
@@ -42,6 +60,7 @@ def load_cells(runs: str) -> dict:
                         cell["options"] = f.read().strip()
                 except OSError:
                     cell["options"] = None
+                cell["train_loss_end"] = last_train_loss(os.path.join(runs, dataset, name))
                 table.setdefault(dataset, {}).setdefault(variant, {})[int(seed)] = cell
     return table
 
@@ -78,7 +97,8 @@ def variant_row(by_seed: dict) -> dict:
     (dev, dev_std), (test, test_std) = mean_std(devs), mean_std(tests)
     points = curve(by_seed)
     first = next(iter(by_seed.values()))
-    return {"seeds": sorted(by_seed), "dev": dev, "dev_std": dev_std, "test": test, "test_std": test_std,
+    losses = [c["train_loss_end"] for c in by_seed.values() if c.get("train_loss_end") is not None]
+    return {"train_loss_end": statistics.mean(losses) if losses else None, "seeds": sorted(by_seed), "dev": dev, "dev_std": dev_std, "test": test, "test_std": test_std,
             "curve": points, "flags": first.get("options") or " ".join(first["argv"]),
             "minutes_per_epoch": points[-1]["minutes"] / len(points) if points else None,
             "threads": sorted({str(c.get("threads", "?")) for c in by_seed.values()})}  # fmt: skip
@@ -101,6 +121,8 @@ def summarise_dataset(variants: dict, recipe: str | None) -> tuple[dict, dict]:
     if best and best["minutes_to_target"] is not None and ft_minutes:
         ratio = best["minutes_to_target"] / ft_minutes
     pick = lambda v, k: rows[v][k] if v in rows else None  # noqa: E731
+    gap = lambda k: rows["best"][k] - grid[finetune][k] if best and finetune and best[k] is not None else None  # noqa: E731
+    dev_gap, test_gap = gap("dev"), gap("test")
     summary = {
         "seeds": best["seeds"] if best else (rows[finetune]["seeds"] if finetune else []),
         "finetune_dev": pick(finetune, "dev") if finetune else None,
@@ -108,7 +130,9 @@ def summarise_dataset(variants: dict, recipe: str | None) -> tuple[dict, dict]:
         "ptuning_dev": pick("best", "dev"), "ptuning_test": pick("best", "test"),
         "defaults_dev": pick("defaults", "dev"), "defaults_test": pick("defaults", "test"),
         "prompt_dev": pick("best_prompt", "dev"), "prompt_test": pick("best_prompt", "test"),
-        "time_ratio": ratio, "recipe": recipe,
+        "time_ratio": ratio, "recipe": recipe, "dev_gap": dev_gap, "test_gap": test_gap,
+        "target_met": (dev_gap is not None and test_gap is not None and dev_gap >= -1 and test_gap >= -1
+                       and ratio is not None and ratio <= 2),
         "finetune_variant": finetune, "target_dev": target, "finetune_minutes_to_best": ft_minutes,
         "defaults_time_ratio": (rows["defaults"]["minutes_to_target"] / ft_minutes
                                 if "defaults" in rows and rows["defaults"]["minutes_to_target"] is not None
@@ -117,13 +141,14 @@ def summarise_dataset(variants: dict, recipe: str | None) -> tuple[dict, dict]:
     return rows, summary
 
 
-def build(runs: str, recipe: dict | None = None) -> dict:
+def build(runs: str, recipe: dict | None = None, why: dict | None = None) -> dict:
     cells = load_cells(runs)
     report = {"summary": {}, "variants": {}, "outside_recipe": {}}
     for dataset, variants in cells.items():
         if dataset == "outside":
             continue
         rows, summary = summarise_dataset(variants, (recipe or {}).get(dataset))
+        summary["why"] = (why or {}).get(dataset)
         report["summary"][dataset], report["variants"][dataset] = summary, rows
     outside = (("outside_best", "outside_recipe"), ("outside_defaults", "outside_defaults"),
                ("outside_theirs", "outside_theirs"))  # fmt: skip
@@ -155,15 +180,17 @@ def markdown(report: dict) -> str:
         lines += [f"## {dataset}", "", f"Fine-tuning = {s['finetune_variant']}; target = its best mean dev F1 − 1 = "
                   f"{_fmt(s['target_dev'])}; fine-tuning reaches its best after {_fmt(s['finetune_minutes_to_best'])} "
                   f"min. time_ratio (recommended recipe) = {_fmt(s['time_ratio'], digits=2)}; defaults: "
-                  f"{_fmt(s['defaults_time_ratio'], digits=2)}.", "",
+                  f"{_fmt(s['defaults_time_ratio'], digits=2)}. Recommended recipe minus fine-tuning: dev "
+                  f"{_fmt(s['dev_gap'])}, test {_fmt(s['test_gap'])}; target met: {s['target_met']}.", "",
+                  *([f"Why: {s['why']}", ""] if s.get("why") else []),
                   "| variant | seeds | best dev F1 | test F1 at best dev | epochs to target | minutes to target | "
-                  "min / epoch | threads | flags |", "|---" * 9 + "|"]  # fmt: skip
+                  "min / epoch | last train loss | threads | flags |", "|---" * 10 + "|"]  # fmt: skip
         for variant, r in rows.items():
             lines.append(
                 f"| {variant} | {','.join(map(str, r['seeds']))} | {_fmt(r['dev'], r['dev_std'])} | "
                 f"{_fmt(r['test'], r['test_std'])} | {r['epochs_to_target'] or '—'} | "
                 f"{_fmt(r['minutes_to_target'])} | {_fmt(r['minutes_per_epoch'], digits=2)} | "
-                f"{','.join(r['threads'])} | `{r['flags']}` |"
+                f"{_fmt(r['train_loss_end'], digits=3)} | {','.join(r['threads'])} | `{r['flags']}` |"
             )
         lines.append("")
     titles = (("outside_recipe", "recommended options"), ("outside_defaults", "defaults"),

@@ -39,11 +39,17 @@ def runs(tmp_path):
     write_cell(r, "conll2003", "defaults", 1, [60, 70], 30, 0.70, 0.65)  # never reaches the target
     write_cell(r, "outside", "outside_best", 11, [50, 55], 30, 0.55, 0.50)
     write_cell(r, "outside", "outside_best", 12, [52, 51], 30, 0.52, 0.49)
+    for seed, last in ((1, "0.02"), (2, "0.04")):  # the Trainer's printed logs; the last 'loss' line counts
+        with open(os.path.join(r, "conll2003", f"best-seed{seed}", "log.txt"), "w") as f:
+            f.write("{'loss': '0.9', 'grad_norm': '1.2', 'learning_rate': '0.03', 'epoch': '1.6'}\n"
+                    "{'eval_loss': '0.5', 'eval_f1': '0.7', 'epoch': '2'}\n"
+                    f"{{'loss': '{last}', 'grad_norm': '0.3', 'learning_rate': '0.02', 'epoch': '3.2'}}\n"
+                    "{'train_runtime': '12.0', 'train_loss': '0.4', 'epoch': '4'}\n")  # fmt: skip
     return r
 
 
 def test_report_by_hand(runs):
-    report = tta_report.build(runs, recipe={"conll2003": "--prefix --x"})
+    report = tta_report.build(runs, recipe={"conll2003": "--prefix --x"}, why={"conll2003": "because"})
     s = report["summary"]["conll2003"]
     assert s["finetune_variant"] == "finetune_lr5e-5"
     assert s["finetune_dev"] == pytest.approx(86.5) and s["finetune_test"] == pytest.approx(81.0)
@@ -53,11 +59,15 @@ def test_report_by_hand(runs):
     assert s["defaults_dev"] == pytest.approx(70.0) and s["defaults_test"] == pytest.approx(65.0)
     assert s["prompt_dev"] is None and s["defaults_time_ratio"] is None
     assert s["time_ratio"] == pytest.approx(1.5 / 3.0)
-    assert s["seeds"] == [1, 2] and s["recipe"] == "--prefix --x"
+    assert s["seeds"] == [1, 2] and s["recipe"] == "--prefix --x" and s["why"] == "because"
+    assert s["dev_gap"] == pytest.approx(0.0) and s["test_gap"] == pytest.approx(1.0)  # 86.5-86.5, 82-81
+    assert s["target_met"] is True  # both gaps >= -1 and time_ratio 0.5 <= 2
     rows = report["variants"]["conll2003"]
     assert rows["best"]["dev_std"] == pytest.approx(math.sqrt(0.5))  # stdev(87, 86)
     assert (rows["best"]["epochs_to_target"], rows["best"]["minutes_to_target"]) == (3, pytest.approx(1.5))
     assert rows["defaults"]["epochs_to_target"] is None and rows["defaults"]["minutes_to_target"] is None
+    assert rows["best"]["train_loss_end"] == pytest.approx(0.03)  # mean(0.02, 0.04)
+    assert rows["defaults"]["train_loss_end"] is None  # no log.txt
     assert [p["dev_f1"] for p in rows["best"]["curve"]] == [71, 85, 86, 86]
     assert rows["finetune_lr5e-5"]["curve"][1]["dev_std"] == pytest.approx(math.sqrt(2))  # stdev(86, 84)
     assert report["summary"]["outside_recipe"] == {
@@ -72,7 +82,8 @@ def test_report_files(runs, tmp_path):
     with open(tmp_path / "results" / "time_to_accuracy.json") as f:
         assert set(json.load(f)["summary"]) == {"conll2003", "outside_recipe"}
     md = (tmp_path / "results" / "time_to_accuracy.md").read_text()
-    assert "| best | 1,2 | 86.5 ± 0.7 | 82.0 ± 1.4 | 3 | 1.5 | 0.50 | ? |" in md  # threads not recorded: '?'
+    best_row = "| best | 1,2 | 86.5 ± 0.7 | 82.0 ± 1.4 | 3 | 1.5 | 0.50 | 0.030 | ? |"  # threads not recorded
+    assert best_row in md
 
     assert (tmp_path / "results" / "time_to_accuracy.svg").read_text().startswith("<svg")
 
