@@ -8,8 +8,10 @@ Definitions (entity F1 in points 0-100):
 - epochs / minutes to target: the first epoch where the variant's MEAN curve reaches the target; null if never.
 - fine-tuning's minutes to its best: the mean curve's minutes at the epoch of its highest mean dev F1.
 - time_ratio = the recommended recipe's ("best") minutes to target / fine-tuning's minutes to its best.
-- dev_gap / test_gap = recommended recipe minus fine-tuning (best dev, test at best dev); target_met: both gaps
-  >= -1 and time_ratio <= 2.
+- dev_gap / test_gap = recommended recipe minus fine-tuning (best dev, test at best dev), paired by seed: the mean
+  over the seeds both have (gap_seeds) of the per-seed differences, with their std (dev_gap_std, test_gap_std);
+  equal to the difference of the means when both ran the same seeds. target_met: both gaps >= -1 and
+  time_ratio <= 2.
 - last train loss: the training loss the Trainer logged last (every --logging_steps, dropout on), read from the
   cell's log.txt; mean over seeds. Far above fine-tuning's = the variant has not fit the training set (not overfit).
 """
@@ -91,9 +93,21 @@ def reach(points: list[dict], target: float | None) -> tuple[int | None, float |
     return None, None
 
 
+def per_seed(by_seed: dict, key: str) -> dict[int, float]:
+    """{seed: 100 * best[key]} for the seeds whose cell recorded it (best_eval_f1 / best_test_f1)."""
+    return {seed: 100 * c["best"][key] for seed, c in by_seed.items() if key in c["best"]}
+
+
+def paired_gap(a: dict, b: dict, key: str) -> tuple[list[int], float | None, float | None]:
+    """(common seeds, mean, std) of a[seed] - b[seed] over the seeds both variants have for key."""
+    x, y = per_seed(a, key), per_seed(b, key)
+    seeds = sorted(set(x) & set(y))
+    return (seeds, *mean_std([x[s] - y[s] for s in seeds]))
+
+
 def variant_row(by_seed: dict) -> dict:
-    devs = [100 * c["best"]["best_eval_f1"] for c in by_seed.values() if "best_eval_f1" in c["best"]]
-    tests = [100 * c["best"]["best_test_f1"] for c in by_seed.values() if "best_test_f1" in c["best"]]
+    devs = list(per_seed(by_seed, "best_eval_f1").values())
+    tests = list(per_seed(by_seed, "best_test_f1").values())
     (dev, dev_std), (test, test_std) = mean_std(devs), mean_std(tests)
     points = curve(by_seed)
     first = next(iter(by_seed.values()))
@@ -121,8 +135,11 @@ def summarise_dataset(variants: dict, recipe: str | None) -> tuple[dict, dict]:
     if best and best["minutes_to_target"] is not None and ft_minutes:
         ratio = best["minutes_to_target"] / ft_minutes
     pick = lambda v, k: rows[v][k] if v in rows else None  # noqa: E731
-    gap = lambda k: rows["best"][k] - grid[finetune][k] if best and finetune and best[k] is not None else None  # noqa: E731
-    dev_gap, test_gap = gap("dev"), gap("test")
+    gap_seeds, dev_gap, dev_gap_std = [], None, None
+    test_gap = test_gap_std = None
+    if finetune and "best" in variants:
+        gap_seeds, dev_gap, dev_gap_std = paired_gap(variants["best"], variants[finetune], "best_eval_f1")
+        _, test_gap, test_gap_std = paired_gap(variants["best"], variants[finetune], "best_test_f1")
     summary = {
         "seeds": best["seeds"] if best else (rows[finetune]["seeds"] if finetune else []),
         "finetune_dev": pick(finetune, "dev") if finetune else None,
@@ -130,7 +147,8 @@ def summarise_dataset(variants: dict, recipe: str | None) -> tuple[dict, dict]:
         "ptuning_dev": pick("best", "dev"), "ptuning_test": pick("best", "test"),
         "defaults_dev": pick("defaults", "dev"), "defaults_test": pick("defaults", "test"),
         "prompt_dev": pick("best_prompt", "dev"), "prompt_test": pick("best_prompt", "test"),
-        "time_ratio": ratio, "recipe": recipe, "dev_gap": dev_gap, "test_gap": test_gap,
+        "time_ratio": ratio, "recipe": recipe, "dev_gap": dev_gap, "test_gap": test_gap, "gap_seeds": gap_seeds,
+        "dev_gap_std": dev_gap_std, "test_gap_std": test_gap_std,
         "target_met": (dev_gap is not None and test_gap is not None and dev_gap >= -1 and test_gap >= -1
                        and ratio is not None and ratio <= 2),
         "finetune_variant": finetune, "target_dev": target, "finetune_minutes_to_best": ft_minutes,
@@ -180,8 +198,9 @@ def markdown(report: dict) -> str:
         lines += [f"## {dataset}", "", f"Fine-tuning = {s['finetune_variant']}; target = its best mean dev F1 − 1 = "
                   f"{_fmt(s['target_dev'])}; fine-tuning reaches its best after {_fmt(s['finetune_minutes_to_best'])} "
                   f"min. time_ratio (recommended recipe) = {_fmt(s['time_ratio'], digits=2)}; defaults: "
-                  f"{_fmt(s['defaults_time_ratio'], digits=2)}. Recommended recipe minus fine-tuning: dev "
-                  f"{_fmt(s['dev_gap'])}, test {_fmt(s['test_gap'])}; target met: {s['target_met']}.", "",
+                  f"{_fmt(s['defaults_time_ratio'], digits=2)}. Recommended recipe minus fine-tuning, paired over seeds "
+                  f"{','.join(map(str, s['gap_seeds'])) or '—'}: dev {_fmt(s['dev_gap'], s['dev_gap_std'])}, test "
+                  f"{_fmt(s['test_gap'], s['test_gap_std'])}; target met: {s['target_met']}.", "",
                   *([f"Why: {s['why']}", ""] if s.get("why") else []),
                   "| variant | seeds | best dev F1 | test F1 at best dev | epochs to target | minutes to target | "
                   "min / epoch | last train loss | threads | flags |", "|---" * 10 + "|"]  # fmt: skip

@@ -61,6 +61,8 @@ def test_report_by_hand(runs):
     assert s["time_ratio"] == pytest.approx(1.5 / 3.0)
     assert s["seeds"] == [1, 2] and s["recipe"] == "--prefix --x" and s["why"] == "because"
     assert s["dev_gap"] == pytest.approx(0.0) and s["test_gap"] == pytest.approx(1.0)  # 86.5-86.5, 82-81
+    assert s["gap_seeds"] == [1, 2]  # per seed: dev 87-86, 86-87; test 81-80, 83-82
+    assert s["dev_gap_std"] == pytest.approx(math.sqrt(2)) and s["test_gap_std"] == pytest.approx(0.0)
     assert s["target_met"] is True  # both gaps >= -1 and time_ratio 0.5 <= 2
     rows = report["variants"]["conll2003"]
     assert rows["best"]["dev_std"] == pytest.approx(math.sqrt(0.5))  # stdev(87, 86)
@@ -74,6 +76,16 @@ def test_report_by_hand(runs):
         "11": {"dev": pytest.approx(55.0), "test": pytest.approx(50.0)},
         "12": {"dev": pytest.approx(52.0), "test": pytest.approx(49.0)},
     }
+
+
+def test_gap_is_paired_by_seed(runs):
+    """A seed only fine-tuning has moves fine-tuning's mean, not the gap: that is over the seeds both ran."""
+    write_cell(runs, "conll2003", "finetune_lr5e-5", 3, [70, 80, 80], 60, 0.80, 0.70)
+    s = tta_report.build(runs)["summary"]["conll2003"]
+    assert s["finetune_dev"] == pytest.approx((86 + 87 + 80) / 3)
+    assert s["finetune_test"] == pytest.approx((80 + 82 + 70) / 3)
+    assert s["gap_seeds"] == [1, 2]
+    assert s["dev_gap"] == pytest.approx(0.0) and s["test_gap"] == pytest.approx(1.0)
 
 
 def test_report_files(runs, tmp_path):
