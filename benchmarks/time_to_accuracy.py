@@ -98,12 +98,14 @@ BEST: dict[str, dict] | None = {
 }
 # Per dataset: why the recommended recipe misses (or meets) the target, from the measurements (summary "why").
 WHY: dict[str, str] = {
-    "conll2003": "Missed on seed 1 by 2.3 dev / 3.1 test points. The frozen 6-layer MiniLM does not fit the training "
-    "set as fine-tuning does: the last logged training loss is 0.025 for the recipe after 30 epochs (0.060 for the "
-    "defaults) vs 0.017 for fine-tuning after 10. Levers that add capacity or a better start helped (P 11 -> 64: +2.2, "
-    "tokens init: +1.6 dev at 10 epochs); optimisation levers did not (lr x2 -0.8, dropout off -1.6, unshifted "
-    "positions -0.3). An epoch costs 0.68x fine-tuning's (0.72 vs 1.06 min), but the recipe's dev F1 is still "
-    "within 1 point of its best only from epoch 17 and never reaches fine-tuning's best - 1.",
+    "conll2003": "Missed on seeds 1-3 by 3.1 +- 0.9 dev / 3.0 +- 0.9 test points (paired by seed). The frozen 6-layer "
+    "MiniLM does not fit the training set as fine-tuning does: the last logged training loss is 0.027 for the recipe "
+    "after 30 epochs (0.060 for the defaults) vs 0.017 for fine-tuning after 10. Levers that add capacity or a better "
+    "start helped in the seed-1 screens (P 11 -> 64: +2.2, tokens init: +1.6 dev at 10 epochs), but their combination "
+    "gains only +1.0 dev / +0.2 test over the defaults after 30 epochs on 3 seeds; optimisation levers did not help "
+    "(lr x2 -0.8, dropout off -1.6, unshifted positions -0.3). An epoch costs 0.73x fine-tuning's (0.69 vs 0.95 min), "
+    "but the recipe's mean dev F1 is within 1 point of its best only from epoch 18 and never reaches fine-tuning's "
+    "best - 1.",
     "conll2004": "Missed on seed 1 by 4.9 dev / 6.8 test points (the defaults: 4.3 / 6.4). After 40 epochs the last "
     "logged training loss is 0.18-0.19 vs 0.016 for fine-tuning: far from fitting the 922 sentences, while the x0.95 "
     "per-epoch schedule has cut the lr to 0.13x and dev F1 still rises (73.7 at epoch 30, 75.2 at 40). The "
