@@ -109,7 +109,7 @@ WHY: dict[str, str] = {
     "conll2004": "Missed on seed 1 by 4.9 dev / 6.8 test points (the defaults: 4.3 / 6.4). After 40 epochs the last "
     "logged training loss is 0.18-0.19 vs 0.016 for fine-tuning: far from fitting the 922 sentences, while the x0.95 "
     "per-epoch schedule has cut the lr to 0.13x and dev F1 still rises (73.7 at epoch 30, 75.2 at 40). The "
-    "original's P = 128 makes an epoch 1.3x SLOWER than fine-tuning here (0.93 vs 0.70 min: attention over 128 + ~40 "
+    "original's P = 128 makes an epoch 1.3x SLOWER than fine-tuning here (0.93 vs 0.72 min: attention over 128 + ~40 "
     "tokens). The tokens init carried over from CoNLL-2003 did not help (-0.6 dev, one seed). P 64 (10-epoch screen) "
     "costs 0.66 min/epoch and reaches 67.4 dev by epoch 10 vs P 128's 68.5: cheaper, not better per epoch.",
 }
