@@ -90,8 +90,8 @@ LEVERS = {
 }
 # The recommended recipe: overrides of DEFAULTS[dataset], per dataset. CANDIDATE on CoNLL-2003 from the 10-epoch
 # screen of seed 1 (the two levers that helped: P 64 +2.2, tokens init +1.6). CoNLL-2004 already runs P 128 and
-# takes the init lever carried over from CoNLL-2003; measured at seed 1 it did not help there (74.6 vs 75.2 dev):
-# a shorter prefix (pre_seq_len64, cheaper per epoch) is the next CoNLL-2004 screen.
+# takes the init lever carried over from CoNLL-2003; measured at seed 1 it did not help there (74.6 vs 75.2 dev).
+# Its P 64 screen (cheaper per epoch, -1.1 dev by epoch 10) is not adopted until P 64 runs the full 40 epochs.
 BEST: dict[str, dict] | None = {
     "conll2003": {"pre_seq_len": 64, "prefix_init": "tokens"},
     "conll2004": {"prefix_init": "tokens"},
@@ -101,12 +101,12 @@ WHY: dict[str, str] = {
     "conll2003": "Missed: against fine-tuning at lr 1e-4 (the grid's best, seeds 1-3) by 3.5 +- 0.6 dev / 4.1 +- 0.7 "
     "test points, against lr 5e-5 (seeds 1-3) by 3.1 +- 0.9 / 3.0 +- 0.9 (paired by seed). The frozen 6-layer "
     "MiniLM does not fit the training set as fine-tuning does: the last logged training loss is 0.027 for the recipe "
-    "after 30 epochs (0.060 for the defaults) vs 0.017 (lr 5e-5) and 0.005 (lr 1e-4) for fine-tuning after 10. Levers that add capacity or a better "
-    "start helped in the seed-1 screens (P 11 -> 64: +2.2, tokens init: +1.6 dev at 10 epochs), but their combination "
-    "gains only +1.0 dev / +0.2 test over the defaults after 30 epochs on 3 seeds; optimisation levers did not help "
-    "(lr x2 -0.8, dropout off -1.6, unshifted positions -0.3). An epoch costs 0.73x fine-tuning's (0.69 vs 0.95 min), "
-    "but the recipe's mean dev F1 is within 1 point of its best only from epoch 18 and never reaches fine-tuning's "
-    "best - 1.",
+    "after 30 epochs (0.060 for the defaults) vs 0.017 (lr 5e-5) and 0.005 (lr 1e-4) for fine-tuning after 10. "
+    "Levers that add capacity or a better start helped in the seed-1 screens (P 11 -> 64: +2.2, tokens init: +1.6 "
+    "dev at 10 epochs), but their combination gains only +1.0 dev / +0.2 test over the defaults after 30 epochs on "
+    "3 seeds; optimisation levers did not help (lr x2 -0.8, dropout off -1.6, unshifted positions -0.3). An epoch "
+    "costs 0.73-0.82x fine-tuning's (0.69 vs 0.95 / 0.84 min), but the recipe's mean dev F1 is within 1 point of its "
+    "best only from epoch 18 and never reaches fine-tuning's best - 1.",
     "conll2004": "Missed on seed 1 by 4.9 dev / 6.8 test points (the defaults: 4.3 / 6.4). After 40 epochs the last "
     "logged training loss is 0.18-0.19 vs 0.016 for fine-tuning: far from fitting the 922 sentences, while the x0.95 "
     "per-epoch schedule has cut the lr to 0.13x and dev F1 still rises (73.7 at epoch 30, 75.2 at 40). The "
