@@ -99,25 +99,24 @@ BEST: dict[str, dict] | None = {
 }
 # Per dataset: why the recommended recipe misses (or meets) the target, from the measurements (summary "why").
 WHY: dict[str, str] = {
-    "conll2003": "Missed: against fine-tuning at lr 1e-4 (the grid's best, seeds 1-3) by 3.5 +- 0.6 dev / 4.1 +- 0.7 "
-    "test points, against lr 5e-5 (seeds 1-3) by 3.1 +- 0.9 / 3.0 +- 0.9 (paired by seed). The frozen 6-layer "
-    "MiniLM does not fit the training set as fine-tuning does: the last logged training loss is 0.027 for the recipe "
-    "after 30 epochs (0.060 for the defaults) vs 0.017 (lr 5e-5) and 0.005 (lr 1e-4) for fine-tuning after 10. "
-    "Levers that add capacity or a better start helped in the seed-1 screens (P 11 -> 64: +2.2, tokens init: +1.6 "
-    "dev at 10 epochs), but their combination gains only +1.0 dev / +0.2 test over the defaults after 30 epochs on "
-    "3 seeds; optimisation levers did not help (lr x2 -0.8, dropout off -1.6, unshifted positions -0.3, linear schedule -0.2); the independent "
+    "conll2003": "Missed (the gap to the grid's best fine-tuning is the summary's dev_gap / test_gap, paired by seed; "
+    "against lr 5e-5 it is 3.1 +- 0.9 dev / 3.0 +- 0.9 test). The frozen 6-layer MiniLM does not fit the training "
+    "set as fine-tuning does: the last logged training loss is 0.027 for the recipe after 30 epochs (0.060 for the "
+    "defaults) vs 0.017 (lr 5e-5) and 0.005 (lr 1e-4) for fine-tuning after 10. Levers that add capacity or a "
+    "better start helped in the seed-1 screens (P 11 -> 64: +2.2, tokens init: +1.6 dev at 10 epochs), but their "
+    "combination gains only +1.0 dev / +0.2 test over the defaults after 30 epochs on 3 seeds; optimisation levers "
+    "did not help (lr x2 -0.8, dropout off -1.6, unshifted positions -0.3, linear schedule -0.2); the independent "
     "implementation's differences screened later (prefix dropout 0 +1.4, N(0, 1) init +0.9, no clipping +0.4) are "
-    "inside the defaults' 2.4-point seed spread at 10 epochs (78.5 / 77.6 / 80.0). An epoch "
-    "costs 0.73-0.82x fine-tuning's (0.69 vs 0.95 / 0.84 min), but the recipe's mean dev F1 is within 1 point of its "
-    "best only from epoch 18 and never reaches fine-tuning's best - 1.",
-    "conll2004": "Missed on seeds 1-3 by 5.0 +- 0.2 dev / 7.0 +- 0.3 test points (paired by seed; fine-tuning lr "
-    "5e-5). After 40 epochs the last logged training loss is 0.18 vs 0.016 for fine-tuning: far from fitting the 922 "
-    "sentences, while the x0.95 per-epoch schedule has cut the lr to 0.13x and the mean dev F1 only moves from 73.4 at "
-    "epoch 30 to 74.0 at 40 (best epochs 39, 37, 37). The original's P = 128 makes an epoch 1.2-1.3x SLOWER than "
-    "fine-tuning here (0.87-0.92 vs 0.71 min: attention over 128 + ~40 tokens). The tokens init carried over from "
-    "CoNLL-2003 did not help here: -0.4 dev / -0.5 test vs the defaults, paired over seeds 1-2 (noise level). P 64 "
-    "(10-epoch screen) costs 0.66 min/epoch and reaches 67.4 dev by epoch 10 vs P 128's 68.5: cheaper, not better "
-    "per epoch.",
+    "inside the defaults' 2.4-point seed spread at 10 epochs (78.5 / 77.6 / 80.0). An epoch costs 0.73-0.82x "
+    "fine-tuning's (0.69 vs 0.95 / 0.84 min), but the recipe's mean dev F1 is within 1 point of its best only from "
+    "epoch 18 and never reaches fine-tuning's best - 1.",
+    "conll2004": "Missed (the gap is the summary's dev_gap / test_gap, paired by seed). After 40 epochs the last "
+    "logged training loss is 0.18 vs 0.016 for fine-tuning: far from fitting the 922 sentences, while the x0.95 "
+    "per-epoch schedule has cut the lr to 0.13x and the mean dev F1 only moves from 73.4 at epoch 30 to 74.0 at 40 "
+    "(best epochs 39, 37, 37). The original's P = 128 makes an epoch 1.2-1.3x SLOWER than fine-tuning here "
+    "(0.87-0.92 vs 0.71 min: attention over 128 + ~40 tokens). The tokens init carried over from CoNLL-2003 did not "
+    "help here: -0.4 dev / -0.5 test vs the defaults, paired over seeds 1-2 (noise level). P 64 (10-epoch screen) "
+    "costs 0.66 min/epoch and reaches 67.4 dev by epoch 10 vs P 128's 68.5: cheaper, not better per epoch.",
 }
 PROJECTION = {"prefix_projection": True, "prefix_hidden_size": 512, "learning_rate": 5e-3}
 OUTSIDE = {
