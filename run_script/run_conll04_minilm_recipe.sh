@@ -5,7 +5,7 @@
 # (BEST there; this script is tested against it): a prefix started from the frozen backbone's own keys/values of
 # real words (--prefix_init tokens).
 # Measured: README "Time to accuracy" (official splits, seeds 1-3; the script runs seed 1): 74.4 dev / 74.2 test,
-# within noise of the original's settings (the init lever -0.4 dev there, seeds 1-2) and 5.0 / 7.0 below
+# within noise of the original's settings (the init lever -0.0 dev / -0.3 test there, seeds 1-3) and 5.0 / 7.0 below
 # fine-tuning.
 # --max_seq_length 384 (= 512 - pre_seq_len) with --pad_to_max_length False keeps every sentence whole.
 # Data: DATA_DIR is required (no Hub copy): the folder with conll04_train.json, conll04_dev.json, conll04_test.json
