@@ -155,3 +155,34 @@ def test_token_loss_is_the_mean_over_labelled_tokens():
         torch.tensor(logits).view(-1, 2), torch.tensor(labels).view(-1), ignore_index=-100
     )
     assert token_loss(logits, labels) == pytest.approx(torch_loss.item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("group_eval", ["True", "False"])
+def test_length_grouped_training_batches_leave_evaluation_in_input_order(
+    tiny_bert, tmp_path, monkeypatch, group_eval
+):
+    """--train_sampling_strategy group_by_length groups TRAINING batches (as --group_by_length did in the original's
+    transformers 4.11). Today's HF applies it to evaluation too, in shuffled megabatches, which paired predictions
+    with the wrong features (CoNLL-2003 dev F1 4.3 for a run whose training loss matched the defaults')."""
+    root = str(tmp_path / "data")
+    os.makedirs(root)
+    # dev > 50 rows: HF's length grouping would shuffle 2+ megabatches of 50 batches of 1
+    for split, n, seed in (("train", 16, 1), ("valid", 120, 2), ("test", 8, 3)):
+        conll_split(os.path.join(root, f"{split}.txt"), n, seed)
+    data_flags = ["--task_name", "ner", "--dataset_name", "conll2003", "--data_dir", root]
+    loops = []  # per evaluation: (rows the loop read, rows of the dataset it was given), padding stripped
+    evaluation_loop = run.PTuningTrainer.evaluation_loop
+
+    def spy(self, dataloader, *args, **kwargs):
+        read = [[i for i in row if i != 0] for batch in dataloader for row in batch["input_ids"].tolist()]
+        loops.append((read, [[i for i in row if i != 0] for row in dataloader.dataset["input_ids"]]))
+        return evaluation_loop(self, dataloader, *args, **kwargs)
+
+    monkeypatch.setattr(run.PTuningTrainer, "evaluation_loop", spy)
+    extra = ["--train_sampling_strategy", "group_by_length", "--group_eval_by_length", group_eval,
+             "--per_device_eval_batch_size", "1", "--num_train_epochs", "1"]  # fmt: skip
+    train(tiny_bert, data_flags, str(tmp_path / "run"), extra)
+    # dev during training, test at the best epoch, dev again (--do_eval), test (--do_predict)
+    assert [len(given) for _, given in loops] == [120, 8, 120, 8]
+    for read, given in loops:
+        assert read == given

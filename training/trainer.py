@@ -7,6 +7,7 @@
   best-test-at-best-dev, without scoring the test sets at every improvement). `eval_test_every_epoch` scores them at
   each improvement instead, as the original did (the per-epoch test curve), with the same numbers.
 - Evaluation batches are grouped by length (training/eval_order.py); predictions come back in input order.
+  `--train_sampling_strategy group_by_length` groups training batches only (HF 5 would reorder evaluation too).
 - `create_scheduler` adds the original's ×0.95-per-epoch schedule; `compute_loss` stops on a NaN/inf loss.
 """
 
@@ -166,6 +167,21 @@ class PTuningTrainer(Trainer):
             model.load_state_dict(final_state)
 
     # -- evaluation with the task's metric -------------------------------------------------------------------------
+    def get_eval_dataloader(self, eval_dataset=None):
+        """Rows in the order given: task metrics pair predictions with features by row (our length grouping is a
+        `select` that restore_order undoes). Today's HF also length-groups EVALUATION under
+        --train_sampling_strategy group_by_length, in shuffled megabatches, which scrambled every metric; as in
+        the original's transformers 4.11 (--group_by_length), that strategy applies to training batches only."""
+        strategy = self.args.train_sampling_strategy
+        if strategy != "group_by_length":
+            return super().get_eval_dataloader(eval_dataset)
+        # the evaluation sampler is sequential for any other value
+        self.args.train_sampling_strategy = "random"
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.args.train_sampling_strategy = strategy
+
     def _predict_and_score(self, features, examples, prefix: str):
         order = length_order(features) if self.group_eval_by_length else None
         metric_fn, self.compute_metrics = self.compute_metrics, None
