@@ -100,27 +100,30 @@ BEST: dict[str, dict] | None = {
 }
 # Per dataset: why the recommended recipe misses (or meets) the target, from the measurements (summary "why").
 WHY: dict[str, str] = {
-    "conll2003": "Missed (the gap to the grid's best fine-tuning is the summary's dev_gap / test_gap, paired by seed; "
-    "against lr 5e-5 it is 3.1 +- 0.9 dev / 3.0 +- 0.9 test). The frozen 6-layer MiniLM does not fit the training "
-    "set as fine-tuning does: the last logged training loss is 0.027 for the recipe after 30 epochs (0.060 for the "
-    "defaults) vs 0.017 (lr 5e-5) and 0.005 (lr 1e-4) for fine-tuning after 10. Levers that add capacity or a "
-    "better start helped in the seed-1 screens (P 11 -> 64: +2.2, tokens init: +1.6 dev at 10 epochs), but their "
-    "combination gains only +1.0 dev / +0.2 test over the defaults after 30 epochs on 3 seeds; optimisation levers "
-    "did not help (lr x2 -0.8, dropout off -1.6, unshifted positions -0.3, linear schedule -0.2); the independent "
-    "implementation's differences screened later (prefix dropout 0 +1.4, N(0, 1) init +0.9, no clipping +0.4) are "
-    "inside the defaults' 2.4-point seed spread at 10 epochs (78.5 / 77.6 / 80.0), as are P 128 (+1.9), batch x1/2 "
-    "(+0.2) and length-grouped training batches (-0.7, at 0.43x the minutes per epoch); the projection at lr 1e-4 "
-    "learns too slowly (63.2 by epoch 10). An epoch costs 0.73-0.82x "
-    "fine-tuning's (0.69 vs 0.95 / 0.84 min), but the recipe's mean dev F1 is within 1 point of its best only from "
-    "epoch 18 and never reaches fine-tuning's best - 1.",
+    "conll2003": "Missed (the gap to the grid's best fine-tuning is the summary's dev_gap / test_gap, paired by "
+    "seed; against lr 5e-5 it is 3.1 +- 0.9 dev / 3.0 +- 0.9 test). The frozen 6-layer MiniLM does "
+    "not fit the training set as fine-tuning does: the last logged training loss is 0.027 for the "
+    "recipe after 30 epochs (0.060 for the defaults) vs 0.017 (lr 5e-5) and 0.005 (lr 1e-4) for "
+    "fine-tuning after 10. Levers that add capacity or a better start helped in the seed-1 screens (P"
+    " 11 -> 64: +2.2, tokens init: +1.6 dev at 10 epochs), but their combination gains only +1.0 dev "
+    "/ +0.2 test over the defaults after 30 epochs on 3 seeds; optimisation levers did not help (lr "
+    "x2 -0.8, dropout off -1.6, unshifted positions -0.3, linear schedule -0.2); the independent "
+    "implementation's differences screened later (prefix dropout 0 +1.4, N(0, 1) init +0.9, no "
+    "clipping +0.4) are inside the defaults' 2.4-point seed spread at 10 epochs (78.5 / 77.6 / 80.0),"
+    " as are P 128 (+1.9), batch x1/2 (+0.2) and length-grouped training batches (-0.7, at 0.43x the "
+    "minutes per epoch); the projection at lr 1e-4 learns too slowly (63.2 by epoch 10). An epoch "
+    "costs 0.73-0.82x fine-tuning's (0.69 vs 0.95 / 0.84 min), but the recipe's mean dev F1 is within"
+    " 1 point of its best only from epoch 18 and never reaches fine-tuning's best - 1.",
     "conll2004": "Missed (the gap is the summary's dev_gap / test_gap, paired by seed). After 40 epochs the last "
-    "logged training loss is 0.18 vs 0.005 (lr 1e-4) / 0.016 (lr 5e-5) for fine-tuning: far from fitting the 922 sentences, while the x0.95 "
-    "per-epoch schedule has cut the lr to 0.13x and the mean dev F1 only moves from 73.4 at epoch 30 to 74.0 at 40 "
-    "(best at epochs 40, 38, 38). The original's P = 128 makes an epoch 1.2-1.4x SLOWER than fine-tuning "
-    "here (0.87-0.88 vs 0.64-0.71 min: attention over 128 + ~40 tokens). The tokens init carried over from CoNLL-2003 did not "
-    "help here: -0.0 +- 0.7 dev / -0.3 +- 0.4 test vs the defaults, paired over seeds 1-3 (noise level). P 64 over 40 epochs "
-    "(seed 1) reaches 74.1 dev / 74.2 test at 0.61 min/epoch vs P 128's 75.2 / 75.2 at seed 1: 0.7x the minutes per "
-    "epoch, inside the seed range (73.6-75.2 dev), not closer to fine-tuning.",
+    "logged training loss is 0.18 vs 0.005 (lr 1e-4) / 0.016 (lr 5e-5) for fine-tuning: far from "
+    "fitting the 922 sentences, while the x0.95 per-epoch schedule has cut the lr to 0.13x and the "
+    "mean dev F1 only moves from 73.4 at epoch 30 to 74.0 at 40 (best at epochs 40, 38, 38). The "
+    "original's P = 128 makes an epoch 1.2-1.4x SLOWER than fine-tuning here (0.87-0.88 vs 0.64-0.71 "
+    "min: attention over 128 + ~40 tokens). The tokens init carried over from CoNLL-2003 did not help"
+    " here: -0.0 +- 0.7 dev / -0.3 +- 0.4 test vs the defaults, paired over seeds 1-3 (noise level). "
+    "P 64 over 40 epochs (seed 1) reaches 74.1 dev / 74.2 test at 0.61 min/epoch vs P 128's 75.2 / "
+    "75.2 at seed 1: 0.7x the minutes per epoch, inside the seed range (73.6-75.2 dev), not closer to"
+    " fine-tuning.",
 }
 PROJECTION = {"prefix_projection": True, "prefix_hidden_size": 512, "learning_rate": 5e-3}
 OUTSIDE = {

@@ -173,10 +173,8 @@ class PTuningTrainer(Trainer):
         --train_sampling_strategy group_by_length, in shuffled megabatches, which scrambled every metric; as in
         the original's transformers 4.11 (--group_by_length), that strategy applies to training batches only."""
         strategy = self.args.train_sampling_strategy
-        if strategy != "group_by_length":
-            return super().get_eval_dataloader(eval_dataset)
-        # the evaluation sampler is sequential for any other value
-        self.args.train_sampling_strategy = "random"
+        if strategy == "group_by_length":  # the evaluation sampler is sequential for any other value
+            self.args.train_sampling_strategy = "random"
         try:
             return super().get_eval_dataloader(eval_dataset)
         finally:
