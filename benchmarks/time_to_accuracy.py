@@ -83,7 +83,7 @@ LEVERS = {
     # real tokens at positions 0..T-1, as the backbone was pretrained (the original shifted them by P, as
     # transformers 4.11 did; an independent prefix-tuning implementation on today's transformers does not)
     "no_shift": {"shift_positions": "False"},
-    # prefix-tuning's reparameterisation (Li & Liang; Le et al., ICLR 2025) at the lr the MLP needs
+    # prefix-tuning's reparameterisation (Li & Liang; Le et al., ICLR 2025) at reproduce.py's projection lr
     "projection": {"prefix_projection": True, "prefix_hidden_size": 512, "learning_rate": 5e-3},
     # ... and at the lr of the original's only projection script (run_wic_bert.sh: 1e-4)
     "projection_lr1e-4": {"prefix_projection": True, "prefix_hidden_size": 512, "learning_rate": 1e-4},
