@@ -320,7 +320,8 @@ def main(argv=None) -> dict:
     if not args.report_only:
         env = {"OMP_NUM_THREADS": str(args.threads)} if args.threads else None
         run_cells(order, runs, minilm_path(), env=env, epochs=args.epochs)
-    report = tta_report.build(runs, recipe=recipe_text(), why=WHY)
+    previous = tta_report.load_report(results)  # its kept cells and rows: a fresh clone rebuilds, never loses
+    report = tta_report.build(runs, recipe=recipe_text(), why=WHY, previous=previous)
     tta_report.write(report, results)
     print(json.dumps(report["summary"], indent=1))
     return report

@@ -159,8 +159,61 @@ def summarise_dataset(variants: dict, recipe: str | None) -> tuple[dict, dict]:
     return rows, summary
 
 
-def build(runs: str, recipe: dict | None = None, why: dict | None = None) -> dict:
-    cells = load_cells(runs)
+def load_report(results: str | None) -> dict:
+    """The report written last to results/time_to_accuracy.json ({} if none)."""
+    try:
+        with open(os.path.join(results, "time_to_accuracy.json")) as f:
+            return json.load(f)
+    except (TypeError, OSError, ValueError):
+        return {}
+
+
+def gather(runs: str, previous: dict) -> dict:
+    """The cell records the report stands on: those kept in the previous report ("cells", so a fresh clone can
+    rebuild it) overlaid by this machine's runs/ (a cell run again wins)."""
+    table = {d: {v: {int(s): c for s, c in by_seed.items()} for v, by_seed in variants.items()}
+             for d, variants in previous.get("cells", {}).items()}  # fmt: skip
+    for dataset, variants in load_cells(runs).items():
+        for variant, by_seed in variants.items():
+            table.setdefault(dataset, {}).setdefault(variant, {}).update(by_seed)
+    return table
+
+
+def carry(report: dict, previous: dict) -> None:
+    """Keep what no cell record backs any more (records lost with an earlier machine's runs/, before the report
+    kept them): rows of the previous report, a dataset's summary when the cells lack fine-tuning or the recipe,
+    outside-recipe seeds. Each is listed in report["carried"]; every row's reach is then measured against the
+    dataset's (possibly carried) target."""
+    carried = report["carried"] = []
+    for dataset, rows in previous.get("variants", {}).items():
+        new_rows = report["variants"].setdefault(dataset, {})
+        old, new = previous["summary"].get(dataset), report["summary"].get(dataset)
+        if old and (new is None or new["finetune_variant"] is None or new["ptuning_dev"] is None):
+            report["summary"][dataset] = old
+            carried.append(f"{dataset}/summary")
+        for variant, row in rows.items():
+            if variant not in new_rows:
+                new_rows[variant] = row
+                carried.append(f"{dataset}/{variant}")
+        target = report["summary"][dataset]["target_dev"]
+        for row in new_rows.values():
+            row["epochs_to_target"], row["minutes_to_target"] = reach(row["curve"], target)
+        report["variants"][dataset] = dict(sorted(new_rows.items()))
+    for key in ("outside_recipe", "outside_defaults", "outside_theirs"):
+        for seed, row in previous.get(key, {}).items():
+            if seed not in report.setdefault(key, {}):
+                report[key][seed] = row
+                carried.append(f"{key}/{seed}")
+    report["summary"]["outside_recipe"] = {s: {"dev": r["dev"], "test": r["test"]}
+                                           for s, r in sorted(report["outside_recipe"].items())}  # fmt: skip
+
+
+def build(runs: str, recipe: dict | None = None, why: dict | None = None,
+          previous: dict | None = None) -> dict:  # fmt: skip
+    """The report from the cells under runs/ plus, given the previous report, the cells it kept (see gather) and
+    what no cell backs any more (see carry)."""
+    previous = previous or {}
+    cells = gather(runs, previous)
     report = {"summary": {}, "variants": {}, "outside_recipe": {}}
     for dataset, variants in cells.items():
         if dataset == "outside":
@@ -178,6 +231,8 @@ def build(runs: str, recipe: dict | None = None, why: dict | None = None) -> dic
                 "curve": [e["dev_f1"] for e in cell["epochs"]]}  # fmt: skip
     report["summary"]["outside_recipe"] = {s: {"dev": r["dev"], "test": r["test"]}
                                            for s, r in report["outside_recipe"].items()}  # fmt: skip
+    carry(report, previous)
+    report["cells"] = cells
     return report
 
 
@@ -222,6 +277,9 @@ def markdown(report: dict) -> str:
                 curve = " ".join(f"{x:.1f}" for x in r["curve"])
                 lines.append(f"| {seed} | {r['dev']:.1f} | {r['test']:.1f} | {curve} |")
             lines.append("")
+    if report.get("carried"):
+        lines += ["Carried unchanged from the previous report (their per-seed cell records predate the report's "
+                  "`cells` and are not on this machine): " + ", ".join(report["carried"]) + ".", ""]  # fmt: skip
     lines.append("![dev F1 against training minutes](time_to_accuracy.svg)")
     return "\n".join(lines) + "\n"
 

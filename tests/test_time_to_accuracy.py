@@ -100,6 +100,48 @@ def test_report_files(runs, tmp_path):
     assert (tmp_path / "results" / "time_to_accuracy.svg").read_text().startswith("<svg")
 
 
+def roundtrip(report):
+    return json.loads(json.dumps(report))
+
+
+def test_fresh_clone_rebuilds_from_kept_cells(runs, tmp_path):
+    """The report keeps its cell records: with no runs/ at all (a fresh clone) it rebuilds to the same report, and a
+    cell run there afterwards joins the kept ones."""
+    first = tta_report.build(runs, recipe={"conll2003": "--prefix --x"})
+    tta_report.write(first, str(tmp_path / "results"))
+    previous = tta_report.load_report(str(tmp_path / "results"))
+    empty = str(tmp_path / "fresh_runs")
+    again = tta_report.build(empty, recipe={"conll2003": "--prefix --x"}, previous=previous)
+    assert roundtrip(again) == roundtrip(first) and again["carried"] == []
+    write_cell(empty, "conll2003", "defaults", 2, [64, 76], 30, 0.76, 0.69)
+    rows = tta_report.build(empty, previous=previous)["variants"]["conll2003"]
+    assert rows["defaults"]["seeds"] == [1, 2]
+    assert rows["defaults"]["dev"] == pytest.approx(73.0) and rows["defaults"]["test"] == pytest.approx(67.0)
+    assert [p["dev_f1"] for p in rows["defaults"]["curve"]] == [62, 73]  # mean(60, 64), mean(70, 76)
+
+
+def test_rows_without_records_are_carried(runs, tmp_path):
+    """A report written before it kept cells loses nothing when one new cell is reported on another machine: its
+    rows, summary and outside seeds are carried and listed; the new row's reach uses the carried target (85.5)."""
+    previous = roundtrip(tta_report.build(runs))
+    del previous["cells"]
+    fresh = str(tmp_path / "fresh_runs")
+    write_cell(fresh, "conll2003", "best_projection", 1, [80, 86], 30, 0.86, 0.80)
+    report = tta_report.build(fresh, previous=previous)
+    assert report["summary"]["conll2003"] == previous["summary"]["conll2003"]
+    assert report["summary"]["outside_recipe"] == previous["summary"]["outside_recipe"]
+    rows = report["variants"]["conll2003"]
+    kept = previous["variants"]["conll2003"]
+    assert roundtrip({v: rows[v] for v in kept}) == kept
+    new = rows["best_projection"]
+    assert new["dev"] == pytest.approx(86.0)
+    assert (new["epochs_to_target"], new["minutes_to_target"]) == (2, 1.0)
+    assert sorted(report["carried"]) == ["conll2003/best", "conll2003/defaults", "conll2003/finetune_lr1e-4",
+                                         "conll2003/finetune_lr5e-5", "conll2003/summary", "outside_recipe/11",
+                                         "outside_recipe/12"]  # fmt: skip
+    assert "Carried unchanged from the previous report" in tta_report.markdown(report)
+
+
 def test_variant_flags_and_order():
     assert tta.to_flags(tta.variant_options("conll2003", "defaults")) == (
         "--prefix --pre_seq_len 11 --learning_rate 0.03 --per_device_train_batch_size 16 "
