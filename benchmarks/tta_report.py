@@ -189,7 +189,7 @@ def carry(report: dict, previous: dict) -> None:
         new_rows = report["variants"].setdefault(dataset, {})
         old, new = previous["summary"].get(dataset), report["summary"].get(dataset)
         if old and (new is None or new["finetune_variant"] is None or new["ptuning_dev"] is None):
-            report["summary"][dataset] = old
+            report["summary"][dataset] = dict(old)
             carried.append(f"{dataset}/summary")
         for variant, row in rows.items():
             if variant not in new_rows:
@@ -232,6 +232,11 @@ def build(runs: str, recipe: dict | None = None, why: dict | None = None,
     report["summary"]["outside_recipe"] = {s: {"dev": r["dev"], "test": r["test"]}
                                            for s, r in report["outside_recipe"].items()}  # fmt: skip
     carry(report, previous)
+    # the script's words (not measurements), on a carried summary too
+    for key, texts in (("recipe", recipe or {}), ("why", why or {})):
+        for dataset, text in texts.items():
+            if text and dataset in report["summary"]:
+                report["summary"][dataset][key] = text
     report["cells"] = cells
     return report
 

@@ -127,8 +127,8 @@ def test_rows_without_records_are_carried(runs, tmp_path):
     del previous["cells"]
     fresh = str(tmp_path / "fresh_runs")
     write_cell(fresh, "conll2003", "best_projection", 1, [80, 86], 30, 0.86, 0.80)
-    report = tta_report.build(fresh, previous=previous)
-    assert report["summary"]["conll2003"] == previous["summary"]["conll2003"]
+    report = tta_report.build(fresh, why={"conll2003": "now"}, previous=previous)
+    assert report["summary"]["conll2003"] == {**previous["summary"]["conll2003"], "why": "now"}
     assert report["summary"]["outside_recipe"] == previous["summary"]["outside_recipe"]
     rows = report["variants"]["conll2003"]
     kept = previous["variants"]["conll2003"]
