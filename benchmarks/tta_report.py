@@ -183,7 +183,7 @@ def carry(report: dict, previous: dict) -> None:
     """Keep what no cell record backs any more (records lost with an earlier machine's runs/, before the report
     kept them): rows of the previous report, a dataset's summary when the cells lack fine-tuning or the recipe,
     outside-recipe seeds. Each is listed in report["carried"]; every row's reach is then measured against the
-    dataset's (possibly carried) target."""
+    dataset's (possibly carried) target. A row that new cells would rebuild from fewer seeds stops it (SystemExit)."""
     carried = report["carried"] = []
     for dataset, rows in previous.get("variants", {}).items():
         new_rows = report["variants"].setdefault(dataset, {})
@@ -195,6 +195,12 @@ def carry(report: dict, previous: dict) -> None:
             if variant not in new_rows:
                 new_rows[variant] = row
                 carried.append(f"{dataset}/{variant}")
+            elif not set(row["seeds"]) <= set(new_rows[variant]["seeds"]):
+                raise SystemExit(
+                    f"[tta] {dataset}/{variant}: the previous report's row holds seeds {row['seeds']} whose cell "
+                    f"records it did not keep, the cells here only {new_rows[variant]['seeds']}; writing would "
+                    f"drop seeds. Run the missing seeds as well (--seeds), then report again; nothing was written."
+                )
         target = report["summary"][dataset]["target_dev"]
         for row in new_rows.values():
             row["epochs_to_target"], row["minutes_to_target"] = reach(row["curve"], target)

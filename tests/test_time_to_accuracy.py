@@ -142,6 +142,20 @@ def test_rows_without_records_are_carried(runs, tmp_path):
     assert "Carried unchanged from the previous report" in tta_report.markdown(report)
 
 
+def test_a_row_is_never_rebuilt_from_fewer_seeds(runs, tmp_path):
+    """Cells of a new seed for a variant whose earlier seeds' records were not kept stop the report: the 2-seed
+    row would silently become a 1-seed row."""
+    previous = roundtrip(tta_report.build(runs))
+    del previous["cells"]
+    fresh = str(tmp_path / "fresh_runs")
+    write_cell(fresh, "conll2003", "best", 3, [75, 85], 30, 0.85, 0.80)
+    with pytest.raises(SystemExit, match=r"conll2003/best: .*seeds \[1, 2\].* only \[3\]"):
+        tta_report.build(fresh, previous=previous)
+    write_cell(fresh, "conll2003", "best", 1, [70, 84, 86, 87], 30, 0.87, 0.81)
+    write_cell(fresh, "conll2003", "best", 2, [72, 86, 86, 85], 30, 0.86, 0.83)
+    assert tta_report.build(fresh, previous=previous)["variants"]["conll2003"]["best"]["seeds"] == [1, 2, 3]
+
+
 def test_variant_flags_and_order():
     assert tta.to_flags(tta.variant_options("conll2003", "defaults")) == (
         "--prefix --pre_seq_len 11 --learning_rate 0.03 --per_device_train_batch_size 16 "
