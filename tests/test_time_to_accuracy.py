@@ -174,6 +174,13 @@ def test_variant_flags_and_order():
     assert all(d == "conll2003" and s == 1 for d, _, s in first)
     assert order.index(("outside", "outside_best", 11)) < order.index(("conll2003", "defaults", 2))
     assert len(order) == 2 * 3 * len(tta.VARIANTS) + 2 * len(tta.OUTSIDE_VARIANTS)
+    grouped = tta.variant_options("conll2004", "grouped_finetune_lr1e-4")
+    assert grouped == {
+        **tta.variant_options("conll2004", "finetune_lr1e-4"),
+        "train_sampling_strategy": "group_by_length",
+    }
+    assert tta.variant_options("conll2003", "grouped_best", best={}) is None  # waits for BEST like "best"
+    assert tta.variant_options("conll2003", "grouped_best", best=best)["learning_rate"] == 5e-2
     argv = tta.cell_argv("conll2003", "pad_to_max", 1, "m", "o")
     assert argv.count("--pad_to_max_length") == 1 and argv[argv.index("--pad_to_max_length") + 1] == "True"
 
