@@ -17,7 +17,8 @@ outside-recipe check, then seeds 2 and 3.
 Variants: fine-tuning over a small learning-rate grid (linear decay, epochs to plateau: the best of the grid counts);
 P-tuning v2 with the original's script settings for the dataset ("defaults"); each lever on top of the defaults;
 BEST (the recommended combination, a constant below, filled in once the levers are measured) and prompt tuning /
---prefix_projection at BEST's budget. Outside recipe: the first 1,000 CoNLL-2003 train sentences, full dev/test,
+--prefix_projection at BEST's budget; grouped_* = fine-tuning (lr 1e-4) and BEST with length-grouped training
+batches over their full runs. Outside recipe: the first 1,000 CoNLL-2003 train sentences, full dev/test,
 P = 16, lr 3e-2, batch 32, 8 epochs, linear decay, no warm-up, seeds 11 and 12, with the defaults' and BEST's options.
 """
 
@@ -162,7 +163,7 @@ def variant_options(dataset: str, variant: str, best=None) -> dict | None:
     base = DEFAULTS[dataset]
     if variant.startswith(GROUPED):  # length-grouped training batches on another variant, over its full run
         options = variant_options(dataset, variant.removeprefix(GROUPED), best)
-        return None if options is None else {**options, "train_sampling_strategy": "group_by_length"}
+        return None if options is None else {**options, **LEVERS["group_by_length"]}
     if variant.startswith("finetune_lr"):
         return {**FINETUNE, "learning_rate": variant.removeprefix("finetune_lr"),
                 "num_train_epochs": FINETUNE_EPOCHS[dataset]}  # fmt: skip
