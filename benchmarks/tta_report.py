@@ -14,6 +14,8 @@ Definitions (entity F1 in points 0-100):
   time_ratio <= 2.
 - last train loss: the training loss the Trainer logged last (every --logging_steps, dropout on), read from the
   cell's log.txt; mean over seeds. Far above fine-tuning's = the variant has not fit the training set (not overfit).
+- cells: every cell record the report stands on (runs/ is not committed: a fresh clone rebuilds from these);
+  carried: what an earlier report held with no record behind it any more, kept unchanged (see carry()).
 """
 
 from __future__ import annotations
@@ -235,9 +237,7 @@ def build(runs: str, recipe: dict | None = None, why: dict | None = None,
             report.setdefault(key, {})[str(seed)] = {
                 "dev": 100 * best["best_eval_f1"], "test": 100 * best.get("best_test_f1", float("nan")),
                 "curve": [e["dev_f1"] for e in cell["epochs"]]}  # fmt: skip
-    report["summary"]["outside_recipe"] = {s: {"dev": r["dev"], "test": r["test"]}
-                                           for s, r in report["outside_recipe"].items()}  # fmt: skip
-    carry(report, previous)
+    carry(report, previous)  # also writes the outside-recipe summary, over kept and carried seeds
     # the script's words (not measurements), on a carried summary too
     for key, texts in (("recipe", recipe or {}), ("why", why or {})):
         for dataset, text in texts.items():
