@@ -12,7 +12,7 @@ Sections, in order, each written to the JSON as soon as it is done (a run killed
   3. speed (benchmarks/gpu_speed.py): roberta-large size (24 x 1024, 16 heads, FFN 4096), B=32, T=128, P=128 as
      run_script/run_rte_roberta.sh; fine-tuning / P-tuning v2 / prompt tuning x fp32 / bf16 / fp16+GradScaler:
      ms per train step, samples/s, peak memory, ratios to fine-tuning, eval throughput vs the frozen backbone;
-     then one P-tuning v2 step with gradient checkpointing.
+     then one step with gradient checkpointing each for fine-tuning and P-tuning v2 (their memory ratio again).
   4. compile (benchmarks/gpu_compile.py): torch.compile of the P-tuning v2 model (4 layers of the same width), in a
      subprocess with a timeout.
 A global budget (--budget-s, counted from start) skips what would not fit and records it as skipped.
@@ -43,7 +43,7 @@ import transformers  # noqa: E402
 from benchmarks.gpu_compile import compile_check, compile_worker  # noqa: E402
 from benchmarks.gpu_reference import correctness, short_error  # noqa: E402
 from benchmarks.gpu_sdpa import sdpa_probe  # noqa: E402
-from benchmarks.gpu_speed import LARGE, SMOKE, speed  # noqa: E402
+from benchmarks.gpu_speed import CHECKPOINTED, LARGE, SMOKE, speed  # noqa: E402
 
 DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "gpu.json")
 MEMORY_TARGET = 0.5  # P-tuning v2 peak memory <= 0.5 x fine-tuning's, roberta-large size, bf16
@@ -196,8 +196,8 @@ def _skipped(result: dict) -> list:
     names = [
         f"speed/{p}/{m}" for p, row in sp.get("train", {}).items() for m, r in row.items() if "skipped" in r
     ]
-    if sp.get("gradient_checkpointing", {}).get("skipped"):
-        names.append("gradient_checkpointing")
+    checkpointed = sp.get("gradient_checkpointing", {})
+    names += [f"gradient_checkpointing/{m}" for m in CHECKPOINTED if checkpointed.get(m, {}).get("skipped")]
     if result.get("compile", {}).get("skipped"):
         names.append("compile")
     return names
@@ -261,10 +261,15 @@ def report(result: dict, log=print) -> None:
             ]
             log(f"  {p}: {'; '.join(cells)} | x frozen: {'; '.join(rel)}")
     ck, co = sp.get("gradient_checkpointing", {}), result.get("compile", {})
+    for m in CHECKPOINTED:
+        r = ck.get(m, {})
+        log(
+            f"gradient checkpointing ({m}, bf16): pass={r.get('pass')} {_f(r.get('ms_median'), '.1f')} ms, peak "
+            f"{_gib(r.get('peak_allocated_bytes')).strip()} GiB (x {_f(r.get('peak_vs_without'))} without) "
+            f"{r.get('error', r.get('skipped', ''))}"
+        )
     log(
-        f"gradient checkpointing (prefix, bf16): pass={ck.get('pass')} {_f(ck.get('ms_median'), '.1f')} ms, peak "
-        f"{_gib(ck.get('peak_allocated_bytes')).strip()} GiB (x {_f(ck.get('peak_vs_without'))} without) "
-        f"{ck.get('error', ck.get('skipped', ''))}"
+        f"  peak memory with checkpointing, prefix / finetune: {_f(ck.get('peak_memory_ratio_prefix_vs_finetune'))}"
     )
     log(
         f"torch.compile ({co.get('backend')}, {co.get('layers')} layers): pass={co.get('pass')} first step "

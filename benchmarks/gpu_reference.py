@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, BertConfig, DebertaV2Config, RobertaConfig
 
 from arguments import ModelArguments
-from model.utils import TaskType, get_model
+from model.utils import TaskType, get_model, load_backbone
 
 P, B, T = 6, 3, 10
 TOLERANCE = {"fp32": 1e-5, "bf16": 3e-2}  # relative error vs the float64 reference
@@ -254,7 +254,7 @@ def check_deberta_layer0(path, device) -> list[dict]:
 
 def check_masked_prefix(path, device, kind, attn) -> list[dict]:
     model = load(path, device, attn=attn, shift=False).eval()
-    bare = AutoModel.from_pretrained(path, attn_implementation="eager").to(device).double().eval()
+    bare = load_backbone(path, attn_implementation="eager").to(device).double().eval()
     ids, mask = make_batch(model.config.vocab_size, device)
     keep = mask.bool()
     closed = torch.zeros(ids.shape[0], model.pre_seq_len, dtype=torch.bool, device=device)

@@ -181,8 +181,22 @@ def eval_bench(model, batch, device, precision, warmup, steps) -> dict:
     return out
 
 
+CHECKPOINTED = (
+    "finetune",
+    "prefix",
+)  # both sides of the memory ratio, so it can be read with checkpointing too
+
+
+def input_side(model) -> list:
+    """The trainable parameters whose gradient crosses every checkpointed layer: the prefix encoder (P-tuning v2)
+    or the input embeddings (fine-tuning)."""
+    encoder = getattr(model, "prefix_encoder", None)
+    side = encoder if encoder is not None else model.backbone.get_input_embeddings()
+    return list(side.parameters())
+
+
 def checkpointing_check(model, batch, device, precision, warmup, steps) -> dict:
-    """One P-tuning v2 step with gradient checkpointing (HF Trainer's --gradient_checkpointing surface)."""
+    """One train step with gradient checkpointing (HF Trainer's --gradient_checkpointing surface)."""
     try:
         model.gradient_checkpointing_enable()
         model.train()
@@ -194,7 +208,7 @@ def checkpointing_check(model, batch, device, precision, warmup, steps) -> dict:
             with autocast_for(device, precision):
                 loss = model(**batch).loss
             loss.backward()
-            grads["norm"] = torch.stack([p.grad.norm() for p in model.prefix_encoder.parameters()]).norm()
+            grads["norm"] = torch.stack([p.grad.norm() for p in input_side(model)]).norm()
             opt.step()
             opt.zero_grad(set_to_none=True)
             last["loss"] = loss.detach()
@@ -202,7 +216,7 @@ def checkpointing_check(model, batch, device, precision, warmup, steps) -> dict:
         out = timed(checked_step, device, warmup, steps)
         loss, norm = float(last["loss"]), float(grads["norm"])
         ok = torch.isfinite(torch.tensor([loss, norm])).all().item() and norm > 0
-        return {"pass": bool(ok), "precision": precision, "loss": loss, "prefix_grad_norm": norm, **out}
+        return {"pass": bool(ok), "precision": precision, "loss": loss, "input_side_grad_norm": norm, **out}
     except Exception as err:
         return {"pass": False, "precision": precision, "error": short_error(err, 600)}
     finally:
@@ -223,7 +237,8 @@ def speed(path, spec, device, budget, warmup, steps, log=print, unit_reserve_s=2
     batch = make_batch(spec, device)
     train = {p: {} for p in PRECISIONS}
     evals = {p: {} for p in PRECISIONS}
-    params, leftovers, checkpointing = {}, {}, {"pass": None, "skipped": "time budget"}
+    params, leftovers = {}, {}
+    checkpointing = {m: {"pass": None, "skipped": "time budget"} for m in CHECKPOINTED}
     for method in METHODS:
         if not budget.allows(unit_reserve_s):
             log(f"  {method}: skipped (time budget)")
@@ -245,8 +260,8 @@ def speed(path, spec, device, budget, warmup, steps, log=print, unit_reserve_s=2
         except Exception as err:
             for p in PRECISIONS:
                 train[p][method] = {"error": short_error(err)}
-            if method == "prefix":
-                checkpointing = {"pass": False, "error": "the P-tuning v2 model did not load"}
+            if method in CHECKPOINTED:
+                checkpointing[method] = {"pass": False, "error": f"the {method} model did not load"}
             continue
         params[method] = {
             "trainable": model.num_parameters(only_trainable=True),
@@ -270,17 +285,17 @@ def speed(path, spec, device, budget, warmup, steps, log=print, unit_reserve_s=2
             log(
                 f"  {method:8} {precision}: train {r.get('ms_median', float('nan')):8.1f} ms/step {r.get('error', '')}"
             )
-        if method == "prefix":
-            if budget.allows(unit_reserve_s):
-                checkpointing = checkpointing_check(model, batch, device, PRECISIONS[0], 1, 1)
-            else:
-                checkpointing = {"pass": None, "skipped": "time budget"}
+        if method in CHECKPOINTED and budget.allows(unit_reserve_s):
+            checkpointing[method] = checkpointing_check(model, batch, device, PRECISIONS[0], 1, 1)
         del model
         leftovers[method] = free(device)  # what stayed allocated after the method's model was deleted
     ratios = {p: _ratios(train[p], evals[p]) for p in PRECISIONS}
-    base = train[PRECISIONS[0]].get("prefix", {}).get("peak_allocated_bytes")
-    if checkpointing.get("peak_allocated_bytes") and base:
-        checkpointing["peak_vs_without"] = checkpointing["peak_allocated_bytes"] / base
+    for method, record in checkpointing.items():
+        without = train[PRECISIONS[0]].get(method, {}).get("peak_allocated_bytes")
+        if record.get("peak_allocated_bytes") and without:
+            record["peak_vs_without"] = record["peak_allocated_bytes"] / without
+    peaks = [checkpointing[m].get("peak_allocated_bytes") for m in CHECKPOINTED]  # CUDA only
+    checkpointing["peak_memory_ratio_prefix_vs_finetune"] = peaks[1] / peaks[0] if all(peaks) else None
     return {
         "config": spec.__dict__,
         "optimizer": "torch.optim.AdamW(fused=True), lr 1e-5, weight_decay 0",

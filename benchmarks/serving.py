@@ -68,7 +68,7 @@ from arguments import ModelArguments  # noqa: E402
 from benchmarks.paths import DATA, RESULTS, minilm_path  # noqa: E402
 from model.config import MethodConfig  # noqa: E402
 from model.multi_adapter import MultiAdapterModel, build_on  # noqa: E402
-from model.utils import TaskType  # noqa: E402
+from model.utils import TaskType, load_backbone  # noqa: E402
 
 CONFIGS = ("mixed", "mixed_same_rows", "per_adapter", "own_model", "separate_models")
 BANKED = CONFIGS[:3]  # served by MultiAdapterModel
@@ -123,8 +123,8 @@ def make_batches(rows: list[dict], K: int, batch_size: int, config: str, pad_id:
 
 
 # -- models ------------------------------------------------------------------------------------------------------
-def load_backbone(path: str, device):
-    model = AutoModel.from_pretrained(path, attn_implementation="sdpa", add_pooling_layer=True)
+def backbone_on(path: str, device):
+    model = load_backbone(path, attn_implementation="sdpa", add_pooling_layer=True)
     return model.to(device).eval()
 
 
@@ -151,7 +151,7 @@ def build(path: str, prefix_lengths: list[int], configs, device) -> dict:
     inputs = lambda b: {k: b[k] for k in INPUTS}  # noqa: E731
     out, models = {}, []
     if set(configs) - {"separate_models"}:
-        backbone = load_backbone(path, device)
+        backbone = backbone_on(path, device)
         models = adapters = [new_adapter(backbone, P, a, device) for a, P in enumerate(prefix_lengths)]
         out["own_model"] = (lambda b: adapters[b["adapter"]](**inputs(b)).logits, tensor_bytes(adapters))
         if set(configs) & set(BANKED):
@@ -162,7 +162,7 @@ def build(path: str, prefix_lengths: list[int], configs, device) -> dict:
             for config in BANKED:
                 out[config] = (lambda b: bank(**inputs(b), row_adapter=b["row_adapter"]), held)
     if "separate_models" in configs:
-        own = [new_adapter(load_backbone(path, device), P, a, device) for a, P in enumerate(prefix_lengths)]
+        own = [new_adapter(backbone_on(path, device), P, a, device) for a, P in enumerate(prefix_lengths)]
         models = models or own
         out["separate_models"] = (lambda b: own[b["adapter"]](**inputs(b)).logits, tensor_bytes(own))
     out["backbone_bytes"] = tensor_bytes([models[0].backbone])

@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModel, BertConfig
 
 from arguments import ModelArguments
 from benchmarks.paths import minilm_path
-from model.utils import TaskType, build_model
+from model.utils import TaskType, build_model, load_backbone
 
 TRAIN_VARIANTS = ("finetune", "prefix", "prefix_projection", "prompt", "head_only")
 EVAL_VARIANTS = ("frozen", "prefix", "prompt")
@@ -80,7 +80,7 @@ def make_backbone(spec: Spec, attn: str = "sdpa", dropout: float = 0.1):
             config.hidden_dropout_prob = dropout
             if dropout == 0.0:
                 config.attention_probs_dropout_prob = 0.0
-            _BACKBONES[key] = AutoModel.from_pretrained(
+            _BACKBONES[key] = load_backbone(
                 spec.pretrained, config=config, attn_implementation=attn, add_pooling_layer=True
             )
         else:

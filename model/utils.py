@@ -50,6 +50,17 @@ def build_model(backbone, model_args, task_type: TaskType):
     return model
 
 
+def load_backbone(path: str, **kwargs):
+    """AutoModel.from_pretrained(path, **kwargs) with the Hub's `kernels` off: the one way this project loads a backbone.
+
+    transformers 5.25 depends on `kernels` and from_pretrained defaults to use_kernels=True: on CUDA, model.eval()
+    then swaps the activations for kernels downloaded from the Hub, and offline (HF_HUB_OFFLINE=1) it stops at the
+    first evaluation with "Version 1 of 'kernels-community/activation' is not available in the local cache" (seen on an
+    H200 by benchmarks/gpu_check.py). The frozen backbone must stay the plain PyTorch model the prefix was checked on.
+    """
+    return AutoModel.from_pretrained(path, use_kernels=False, **kwargs)
+
+
 def get_model(model_args, task_type: TaskType, config):
     """Load the pretrained backbone of `model_args.model_name_or_path` with `config` and wrap it for `task_type`.
 
@@ -61,7 +72,7 @@ def get_model(model_args, task_type: TaskType, config):
     if quirks.pooler == "backbone":
         kwargs["add_pooling_layer"] = needs_pooler(config, task_type)
     attn = model_args.attn_implementation if quirks.attention == "interface" else "eager"
-    backbone = AutoModel.from_pretrained(
+    backbone = load_backbone(
         model_args.model_name_or_path,
         config=config,
         cache_dir=model_args.cache_dir,

@@ -25,12 +25,13 @@ from types import SimpleNamespace
 
 import torch
 from safetensors.torch import load_file
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig
 
 from model.backbones import get_backbone
 from model.checkpoint import read_meta
 from model.config import MethodConfig, PTuningError
 from model.multi_adapter import MultiAdapterModel, build_on
+from model.utils import load_backbone
 from serving import outputs
 from tasks import get_task
 from tasks.task_type import TaskType
@@ -63,7 +64,7 @@ class Predictor:
         quirks = get_backbone(config)
         kwargs = {"add_pooling_layer": True} if quirks.pooler == "backbone" else {}
         self.attn_implementation = attn_implementation if quirks.attention == "interface" else "eager"
-        backbone = AutoModel.from_pretrained(
+        backbone = load_backbone(
             model_name_or_path, config=config, attn_implementation=self.attn_implementation, **kwargs
         )
         self.model = MultiAdapterModel(backbone.to(self.device).eval())

@@ -309,3 +309,25 @@ def test_prefix_is_expanded_not_copied_per_example():
     model = make_model("bert", prefix=True)
     key = model.layer_prefixes(4)[0][0]
     assert key.shape == (4, HEADS, P, H // HEADS) and key.stride(0) == 0
+
+
+def test_backbones_load_as_plain_pytorch_without_hub_kernels(tiny_bert):
+    """transformers 5.25 defaults from_pretrained to use_kernels=True: on CUDA, .eval() then swaps the activations for
+    kernels fetched from the Hub and, offline, stops the first evaluation (seen on an H200 by gpu_check.py).
+    get_model and the serving Predictor load the backbone with the kernels off."""
+    from transformers import AutoConfig
+    from transformers.utils import is_kernels_available
+
+    from model.utils import get_model
+    from serving.predictor import Predictor
+
+    if not is_kernels_available():
+        pytest.skip("the `kernels` package is not installed: transformers cannot turn hub kernels on")
+    assert AutoModel.from_pretrained(tiny_bert).use_kernels is True  # the default being guarded against
+    args = ModelArguments(model_name_or_path=tiny_bert, prefix=True, pre_seq_len=P)
+    model = get_model(
+        args, TaskType.SEQUENCE_CLASSIFICATION, AutoConfig.from_pretrained(tiny_bert, num_labels=2)
+    )
+    assert model.backbone.use_kernels is False
+    assert model.eval().backbone.use_kernels is False
+    assert Predictor(tiny_bert, device="cpu").model.backbone.use_kernels is False
