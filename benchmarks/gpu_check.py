@@ -12,7 +12,8 @@ Sections, in order, each written to the JSON as soon as it is done (a run killed
   3. speed (benchmarks/gpu_speed.py): roberta-large size (24 x 1024, 16 heads, FFN 4096), B=32, T=128, P=128 as
      run_script/run_rte_roberta.sh; fine-tuning / P-tuning v2 / prompt tuning x fp32 / bf16 / fp16+GradScaler:
      ms per train step, samples/s, peak memory, ratios to fine-tuning, eval throughput vs the frozen backbone;
-     then one step with gradient checkpointing each for fine-tuning and P-tuning v2 (their memory ratio again).
+     then one step with gradient checkpointing each for fine-tuning and P-tuning v2 (their memory ratio again),
+     and P-tuning v2 with the frozen backbone stored in bf16 (bf16_backbone).
   4. compile (benchmarks/gpu_compile.py): torch.compile of the P-tuning v2 model (4 layers of the same width), in a
      subprocess with a timeout.
 A global budget (--budget-s, counted from start) skips what would not fit and records it as skipped.
@@ -198,6 +199,8 @@ def _skipped(result: dict) -> list:
     ]
     checkpointed = sp.get("gradient_checkpointing", {})
     names += [f"gradient_checkpointing/{m}" for m in CHECKPOINTED if checkpointed.get(m, {}).get("skipped")]
+    if sp.get("bf16_backbone", {}).get("skipped"):
+        names.append("bf16_backbone")
     if result.get("compile", {}).get("skipped"):
         names.append("compile")
     return names
@@ -270,6 +273,12 @@ def report(result: dict, log=print) -> None:
         )
     log(
         f"  peak memory with checkpointing, prefix / finetune: {_f(ck.get('peak_memory_ratio_prefix_vs_finetune'))}"
+    )
+    bb = sp.get("bf16_backbone", {})
+    log(
+        f"prefix, frozen backbone stored in bf16: {_f(bb.get('ms_median'), '.1f')} ms (x "
+        f"{_f(bb.get('ms_median_vs_finetune'))} ft), peak {_gib(bb.get('peak_allocated_bytes')).strip()} GiB (x "
+        f"{_f(bb.get('peak_allocated_bytes_vs_finetune'))} ft bf16) {bb.get('error', bb.get('skipped', ''))}"
     )
     log(
         f"torch.compile ({co.get('backend')}, {co.get('layers')} layers): pass={co.get('pass')} first step "

@@ -223,6 +223,31 @@ def checkpointing_check(model, batch, device, precision, warmup, steps) -> dict:
         model.zero_grad(set_to_none=True)
 
 
+def bf16_backbone_bench(path, spec, device, batch, warmup, steps) -> dict:
+    """A P-tuning v2 bf16 train step with the frozen backbone stored in bf16: it never steps, so it needs no fp32
+    master copy (nor autocast's bf16 copy of it); the prefix encoder and the head stay fp32, under bf16 autocast."""
+    try:
+        model = load(
+            path,
+            device,
+            method="prefix",
+            attn="sdpa",
+            dropout=0.1,
+            scale_prefix=False,
+            pre_seq_len=spec.pre_seq_len,
+        )
+    except Exception as err:
+        return {"error": short_error(err)}
+    try:
+        model.backbone.to(torch.bfloat16)
+        return train_bench(model, batch, device, "bf16", warmup, steps)
+    except Exception as err:
+        return {"error": short_error(err)}
+    finally:
+        del model
+        free(device)
+
+
 def free(device) -> int | None:
     gc.collect()
     if device.type == "cuda":
@@ -290,6 +315,14 @@ def speed(path, spec, device, budget, warmup, steps, log=print, unit_reserve_s=2
         del model
         leftovers[method] = free(device)  # what stayed allocated after the method's model was deleted
     ratios = {p: _ratios(train[p], evals[p]) for p in PRECISIONS}
+    bf16_backbone = {"skipped": "time budget"}
+    if budget.allows(unit_reserve_s):
+        log("  prefix with the frozen backbone stored in bf16")
+        bf16_backbone = bf16_backbone_bench(path, spec, device, batch, warmup, steps)
+        ft = train["bf16"].get("finetune", {})
+        for key in ("ms_median", "peak_allocated_bytes"):
+            x, y = bf16_backbone.get(key), ft.get(key)
+            bf16_backbone[f"{key}_vs_finetune"] = x / y if x and y else None
     for method, record in checkpointing.items():
         without = train[PRECISIONS[0]].get(method, {}).get("peak_allocated_bytes")
         if record.get("peak_allocated_bytes") and without:
@@ -307,6 +340,7 @@ def speed(path, spec, device, budget, warmup, steps, log=print, unit_reserve_s=2
         "ratios": ratios,
         "allocated_after_delete_bytes": leftovers,
         "gradient_checkpointing": checkpointing,
+        "bf16_backbone": bf16_backbone,
     }
 
 

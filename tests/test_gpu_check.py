@@ -125,6 +125,9 @@ def test_checkpointing_and_compile_run_with_the_prefix(smoke):
     ):  # a gradient reaches the input side through every checkpointed layer
         assert ckpt[method]["pass"] is True and ckpt[method]["input_side_grad_norm"] > 0, ckpt
     assert ckpt["peak_memory_ratio_prefix_vs_finetune"] is None  # CUDA memory only
+    bf16_backbone = smoke[1]["speed"]["bf16_backbone"]
+    assert "error" not in bf16_backbone and bf16_backbone["ms_median"] > 0, bf16_backbone
+    assert 0 < bf16_backbone["loss"] < 10 and bf16_backbone["peak_allocated_bytes_vs_finetune"] is None
     comp = smoke[1]["compile"]
     assert comp["pass"] is True, comp
     assert comp["backend"] == "aot_eager" and comp["graph_breaks"] >= 0 and comp["first_step_s"] > 0
