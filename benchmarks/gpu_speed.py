@@ -224,8 +224,8 @@ def checkpointing_check(model, batch, device, precision, warmup, steps) -> dict:
 
 
 def bf16_backbone_bench(path, spec, device, batch, warmup, steps) -> dict:
-    """A P-tuning v2 bf16 train step with the frozen backbone stored in bf16: it never steps, so it needs no fp32
-    master copy (nor autocast's bf16 copy of it); the prefix encoder and the head stay fp32, under bf16 autocast."""
+    """A P-tuning v2 bf16 train step with --backbone_dtype bfloat16: the frozen backbone never steps, so it needs no
+    fp32 master copy (nor autocast's bf16 copy of it); the prefix encoder and the head stay fp32, under bf16 autocast."""
     try:
         model = load(
             path,
@@ -235,11 +235,11 @@ def bf16_backbone_bench(path, spec, device, batch, warmup, steps) -> dict:
             dropout=0.1,
             scale_prefix=False,
             pre_seq_len=spec.pre_seq_len,
+            backbone_dtype="bfloat16",
         )
     except Exception as err:
         return {"error": short_error(err)}
     try:
-        model.backbone.to(torch.bfloat16)
         return train_bench(model, batch, device, "bf16", warmup, steps)
     except Exception as err:
         return {"error": short_error(err)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import torch
 from transformers import AutoModel
 
 from model.backbones import get_backbone
@@ -50,15 +51,19 @@ def build_model(backbone, model_args, task_type: TaskType):
     return model
 
 
-def load_backbone(path: str, **kwargs):
-    """AutoModel.from_pretrained(path, **kwargs) with the Hub's `kernels` off: the one way this project loads a backbone.
+def load_backbone(path: str, dtype: torch.dtype = torch.float32, **kwargs):
+    """AutoModel.from_pretrained(path, **kwargs) in `dtype`, with the Hub's `kernels` off: the one way this project
+    loads a backbone.
 
-    transformers 5.25 depends on `kernels` and from_pretrained defaults to use_kernels=True: on CUDA, model.eval()
-    then swaps the activations for kernels downloaded from the Hub, and offline (HF_HUB_OFFLINE=1) it stops at the
-    first evaluation with "Version 1 of 'kernels-community/activation' is not available in the local cache" (seen on an
-    H200 by benchmarks/gpu_check.py). The frozen backbone must stay the plain PyTorch model the prefix was checked on.
+    dtype: float32 unless --backbone_dtype says otherwise, as transformers 4.x (the original's) loaded; 5.x defaults to
+    "auto", the dtype of the saved weights, so a checkpoint saved in float16 would give a half-precision backbone.
+    kernels: transformers 5.25 depends on `kernels` and from_pretrained defaults to use_kernels=True: on CUDA,
+    model.eval() then swaps the activations for kernels downloaded from the Hub, and offline (HF_HUB_OFFLINE=1) it
+    stops at the first evaluation with "Version 1 of 'kernels-community/activation' is not available in the local
+    cache" (seen on an H200 by benchmarks/gpu_check.py). The frozen backbone must stay the plain PyTorch model the
+    prefix was checked on.
     """
-    return AutoModel.from_pretrained(path, use_kernels=False, **kwargs)
+    return AutoModel.from_pretrained(path, dtype=dtype, use_kernels=False, **kwargs)
 
 
 def get_model(model_args, task_type: TaskType, config):
@@ -79,6 +84,7 @@ def get_model(model_args, task_type: TaskType, config):
         revision=model_args.model_revision,
         trust_remote_code=model_args.trust_remote_code,
         attn_implementation=attn,
+        dtype=getattr(torch, model_args.backbone_dtype),  # the prefix encoder and the head are built float32
         **kwargs,
     )
     return build_model(backbone, model_args, task_type)

@@ -169,3 +169,37 @@ def test_tasks_sit_below_model_and_arguments():
 
     assert arguments.FAMILIES is registry.FAMILIES
     assert registry.family_arguments() == {"qa_args": QuestionAnsweringArguments}
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            "--prefix --backbone_dtype half",
+            "--backbone_dtype must be one of float32, bfloat16, float16, got 'half'.",
+        ),
+        (
+            "--backbone_dtype bfloat16 --bf16",
+            "--backbone_dtype bfloat16 needs a frozen backbone (--prefix or --prompt)",
+        ),
+        (
+            "--prefix --backbone_dtype bfloat16",
+            "--backbone_dtype bfloat16 needs --bf16: autocast runs the float32",
+        ),
+        (
+            "--prompt --backbone_dtype float16 --bf16 --use_cpu",
+            "--backbone_dtype float16 needs --fp16: autocast runs the float32",
+        ),
+    ],
+)
+def test_backbone_dtype_needs_a_frozen_backbone_and_its_autocast(tmp_path, capsys, extra, message):
+    assert message in usage_error(BASE.format(out=tmp_path).split() + extra.split(), capsys)
+
+
+def test_backbone_dtype_with_its_autocast_is_accepted(tmp_path):
+    model_args, _, training_args, _ = get_args(
+        BASE.format(out=tmp_path).split()
+        + ["--prefix", "--backbone_dtype", "bfloat16", "--bf16", "--use_cpu"]
+    )
+    assert (model_args.backbone_dtype, training_args.bf16) == ("bfloat16", True)
+    assert get_args(BASE.format(out=tmp_path).split())[0].backbone_dtype == "float32"

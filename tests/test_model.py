@@ -331,3 +331,51 @@ def test_backbones_load_as_plain_pytorch_without_hub_kernels(tiny_bert):
     assert model.backbone.use_kernels is False
     assert model.eval().backbone.use_kernels is False
     assert Predictor(tiny_bert, device="cpu").model.backbone.use_kernels is False
+
+
+@pytest.mark.parametrize("method", ["prefix", "prompt"])
+def test_frozen_backbone_stored_in_bf16_trains_a_float32_prefix(tiny_bert, method):
+    """--backbone_dtype bfloat16 (with --bf16): the backbone's weights are bf16; what trains stays float32 and is the
+    same set; under bf16 autocast the logits stay within bf16 error of the exact float32 model, far closer than
+    another prefix moves them, and the gradient reaches the prefix/prompt (the prompt's use shows there)."""
+    from transformers import AutoConfig
+
+    from model.utils import get_model
+
+    table = f"{method}_encoder.embedding.weight"
+
+    def build(dtype, seed):
+        args = ModelArguments(
+            model_name_or_path=tiny_bert, pre_seq_len=P, backbone_dtype=dtype, **{method: True}
+        )
+        model = get_model(
+            args, TaskType.SEQUENCE_CLASSIFICATION, AutoConfig.from_pretrained(tiny_bert, num_labels=2)
+        )
+        with torch.no_grad():  # N(0, 1): the prefix moves the logits by O(1)
+            weight = dict(model.named_parameters())[table]
+            weight.copy_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(seed)))
+            model.classifier.weight.copy_(torch.randn(2, H, generator=torch.Generator().manual_seed(9)))
+        return model.eval()
+
+    exact, half, other = build("float32", 0), build("bfloat16", 0), build("float32", 1)
+    assert {p.dtype for p in half.backbone.parameters()} == {torch.bfloat16}
+    trained = {n: p for n, p in half.named_parameters() if p.requires_grad}
+    assert sorted(trained) == sorted(n for n, p in exact.named_parameters() if p.requires_grad)
+    assert table in trained and {p.dtype for p in trained.values()} == {torch.float32}
+    ids = torch.randint(5, V, (3, 9), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(3, 9, dtype=torch.long)
+    mask[1, 5:] = 0
+    with torch.no_grad():
+        want = exact(input_ids=ids, attention_mask=mask).logits
+        moved = other(input_ids=ids, attention_mask=mask).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = half(input_ids=ids, attention_mask=mask).logits.float()
+    err, effect = ((got - want).norm() / want.norm()).item(), ((moved - want).norm() / want.norm()).item()
+    assert err < 3e-2, (err, effect)
+    # an input-level prompt moves a tiny random model by less than bf16 error: its gradient shows its use
+    if method == "prefix":
+        assert effect > 10 * err, (err, effect)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half.train()(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1, 1])).loss.backward()
+    grad = trained[table].grad
+    assert grad.dtype == torch.float32 and torch.isfinite(grad).all() and grad.abs().sum() > 0

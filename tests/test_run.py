@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 import fixtures
@@ -265,3 +266,17 @@ def test_qa_predict_on_a_labelled_test_file_scores_and_writes_answers(tiny_bert,
     with open(os.path.join(out, "predict_results_test.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     assert [r["id"] for r in rows] == ["q0", "q1", "q2"]
+
+
+def test_bf16_run_with_the_frozen_backbone_stored_in_bf16_saves_a_float32_prefix(tiny_bert, tmp_path):
+    """--bf16 --backbone_dtype bfloat16 through HF Trainer: it trains and evaluates, and the checkpoint holds the
+    same float32 tensors as a float32 run (the backbone is never saved), so it loads on any backbone dtype."""
+    flags = ["--bf16", "--use_cpu", "--backbone_dtype", "bfloat16"]
+    results, out, _ = run_main(tiny_bert, "superglue", "prefix", tmp_path, flags)
+    assert 0.0 <= results["eval_accuracy"] <= 1.0 and results["train_loss"] > 0
+    saved = load_file(os.path.join(out, "model.safetensors"))
+    tensors = {k: v.dtype for k, v in saved.items() if k != "ptuning_meta"}
+    assert tensors == dict.fromkeys(
+        ["classifier.bias", "classifier.weight", "prefix_encoder.embedding.weight"], torch.float32
+    )
+    assert read(out, "args.json")["model_args"]["backbone_dtype"] == "bfloat16"
