@@ -302,10 +302,10 @@ def main(argv=None, started: float | None = None) -> dict:
         "--budget-s", type=float, default=None, help="global time budget (default 200; smoke 600)"
     )
     ap.add_argument(
-        "--warmup", type=int, default=None, help="warm-up steps per measurement (default 3; smoke 1)"
+        "--warmup", type=int, default=None, help="warm-up steps per measurement (default 5; smoke 1)"
     )
     ap.add_argument(
-        "--steps", type=int, default=None, help="timed steps per measurement (default 5; smoke 2)"
+        "--steps", type=int, default=None, help="timed steps per measurement (default 10; smoke 2)"
     )
     ap.add_argument("--compile-worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -322,8 +322,8 @@ def main(argv=None, started: float | None = None) -> dict:
             args.smoke,
             args.out,
             args.budget_s if args.budget_s is not None else (600 if args.smoke else 200),
-            args.warmup if args.warmup is not None else (1 if args.smoke else 3),
-            args.steps if args.steps is not None else (2 if args.smoke else 5),
+            args.warmup if args.warmup is not None else (1 if args.smoke else 5),
+            args.steps if args.steps is not None else (2 if args.smoke else 10),
             started,
         )
     finally:
