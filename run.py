@@ -92,9 +92,7 @@ def run(model_args, data_args, training_args, *family_args) -> dict:
         load_ptuning_checkpoint(model, model_args.ptuning_checkpoint)
     collator = build_collator(task, tokenizer, data_args, training_args)
     features = drop_placeholder_labels(features, task.test_splits)  # unlabelled test splits: predictions only
-    check_longest_examples(
-        model, features, collator, training_args
-    )  # P+T too long etc.: refused before anything is written
+    check_longest_examples(model, features, collator)  # P+T too long etc.: refused before anything is written
     labelled_tests = {
         s: (features[s], raw[s]) for s in task.test_splits if s in features and has_labels(features[s])
     }
@@ -178,16 +176,16 @@ def trainer_is_main(training_args) -> bool:
     return training_args.process_index == 0
 
 
-def check_longest_examples(model, features, collator, training_args) -> None:
+def check_longest_examples(model, features, collator) -> None:
     """One forward pass on the longest example of each split, before anything is written: a prefix that does not
     fit the position table (P + T) or a backbone that ignores the prefix stops the run here, not after args.json.
-    It runs under the autocast of --bf16/--fp16, as the Trainer will (a --backbone_dtype backbone needs it)."""
+    A --backbone_dtype backbone runs under its autocast, as the Trainer's --bf16/--fp16 will run it."""
     keep = {"input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions"}
-    half = torch.bfloat16 if training_args.bf16 else torch.float16 if training_args.fp16 else None
-    device = next(model.parameters()).device.type
+    weight = next(model.backbone.parameters())
+    half = weight.dtype != torch.float32
     was_training = model.training
     model.eval()
-    with torch.no_grad(), torch.autocast(device, dtype=half, enabled=half is not None):
+    with torch.no_grad(), torch.autocast(weight.device.type, dtype=weight.dtype, enabled=half):
         for ds in features.values():
             if len(ds) == 0:
                 continue
