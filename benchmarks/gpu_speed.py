@@ -181,10 +181,8 @@ def eval_bench(model, batch, device, precision, warmup, steps) -> dict:
     return out
 
 
-CHECKPOINTED = (
-    "finetune",
-    "prefix",
-)  # both sides of the memory ratio, so it can be read with checkpointing too
+# both sides of the memory ratio, so it can be read with checkpointing too
+CHECKPOINTED = ("finetune", "prefix")
 
 
 def input_side(model) -> list:

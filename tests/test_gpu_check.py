@@ -119,10 +119,8 @@ def test_speed_has_every_method_and_precision(smoke):
 
 def test_checkpointing_and_compile_run_with_the_prefix(smoke):
     ckpt = smoke[1]["speed"]["gradient_checkpointing"]
-    for method in (
-        "finetune",
-        "prefix",
-    ):  # a gradient reaches the input side through every checkpointed layer
+    # a gradient reaches the input side through every checkpointed layer
+    for method in ("finetune", "prefix"):
         assert ckpt[method]["pass"] is True and ckpt[method]["input_side_grad_norm"] > 0, ckpt
     assert ckpt["peak_memory_ratio_prefix_vs_finetune"] is None  # CUDA memory only
     bf16_backbone = smoke[1]["speed"]["bf16_backbone"]

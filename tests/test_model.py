@@ -333,6 +333,21 @@ def test_backbones_load_as_plain_pytorch_without_hub_kernels(tiny_bert):
     assert Predictor(tiny_bert, device="cpu").model.backbone.use_kernels is False
 
 
+def test_a_backbone_saved_in_float16_loads_in_float32_unless_asked(tmp_path):
+    """transformers 5 loads the saved weights' dtype by default ("auto"); load_backbone keeps 4.x's float32, and
+    --backbone_dtype is the one way to another dtype."""
+    from model.utils import load_backbone
+
+    AutoModel.from_config(BertConfig(**SIZES)).half().save_pretrained(tmp_path)
+    assert {p.dtype for p in AutoModel.from_pretrained(tmp_path).parameters()} == {
+        torch.float16
+    }  # the 5.x default
+    assert {p.dtype for p in load_backbone(str(tmp_path)).parameters()} == {torch.float32}
+    assert {p.dtype for p in load_backbone(str(tmp_path), dtype=torch.bfloat16).parameters()} == {
+        torch.bfloat16
+    }
+
+
 @pytest.mark.parametrize("method", ["prefix", "prompt"])
 def test_frozen_backbone_stored_in_bf16_trains_a_float32_prefix(tiny_bert, method):
     """--backbone_dtype bfloat16 (with --bf16): the backbone's weights are bf16; what trains stays float32 and is the
