@@ -99,6 +99,17 @@ def load_state_dict(model, state_dict, strict: bool = True, assign: bool = False
     return type(result)(missing, list(result.unexpected_keys))
 
 
+BEST_MODEL = "best_model"
+
+
+def resolve_checkpoint_dir(path: str) -> str:
+    """The folder whose model.safetensors a --ptuning_checkpoint PATH stands for: a run folder (one holding a
+    best_model/ subfolder) stands for its best_model/, the best dev epoch, even though the run also saved its last
+    epoch's weights at the top level; any other folder stands for itself."""
+    best = os.path.join(path, BEST_MODEL)
+    return best if os.path.isfile(os.path.join(best, "model.safetensors")) else path
+
+
 def decode(record: torch.Tensor) -> dict:
     return json.loads(bytes(record.tolist()).decode())
 
