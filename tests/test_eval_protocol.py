@@ -120,6 +120,57 @@ def test_new_default_gives_the_original_protocols_numbers(tiny_bert, tmp_path, f
         assert len(tests_before) >= 1 and tests_before[-1]["step"] == best_step
 
 
+def test_unpadded_features_are_reordered_and_scored_in_input_order(tiny_bert, tmp_path, monkeypatch):
+    """--pad_to_max_length False (every NER/SRL run script): features have their own lengths, so length grouping
+    really permutes dev and test. The metric must still be the one of the original (input) order: the same numbers
+    as a run scored in input order, and --do_predict's test F1 equal to seqeval of the test file's gold tags
+    against the predictions file, by hand. (With the default padding every feature has length max_seq_length,
+    length_order is the identity and the protocol test above cannot see the order.)"""
+    from tasks import tagging
+    from training import trainer
+
+    data_flags = write_data(str(tmp_path / "data"), "ner")
+    orders = []  # every permutation the grouped run scored with
+
+    def spy(features):
+        order = length_order(features)
+        orders.append(order.copy())
+        return order
+
+    unpadded = ["--pad_to_max_length", "False"]
+    best_b, history_b, pred_b = train(
+        tiny_bert, data_flags, str(tmp_path / "before"), [*unpadded, "--group_eval_by_length", "False"]
+    )
+    assert orders == []  # input order: nothing reordered
+    monkeypatch.setattr(trainer, "length_order", spy)
+    best_a, history_a, pred_a = train(tiny_bert, data_flags, str(tmp_path / "after"), unpadded)
+
+    # dev (24 sentences) at 5 epochs + --do_eval, test (20) once at the best epoch + --do_predict
+    assert sorted(len(o) for o in orders) == [20, 20] + [24] * 6
+    for order in orders:
+        assert sorted(order.tolist()) == list(range(len(order)))
+        assert (order != np.arange(len(order))).sum() >= len(order) // 2  # really reordered
+    assert best_a == pytest.approx(best_b, abs=1e-6) and best_a["best_eval_f1"] > 0.1
+    assert [e["eval_f1"] for e in history_a if "eval_f1" in e] == pytest.approx(
+        [e["eval_f1"] for e in history_b if "eval_f1" in e], abs=1e-6
+    )
+    assert pred_a == pred_b
+    # by hand: seqeval of the test file's gold tags against the predictions file, line by line in input order
+    gold = [
+        [line.split()[-1] for line in block.splitlines()]
+        for block in open(tmp_path / "data" / "test.txt").read().split("\n\n")[1:]
+        if block.strip()
+    ]
+    rows = [json.loads(line) for line in pred_a.splitlines()]
+    assert [len(r["tags"]) for r in rows] == [len(g) for g in gold]
+    with open(tmp_path / "after" / "test_results.json") as f:  # --do_predict: the final state's test scores
+        scored = json.load(f)
+    assert scored["test_f1"] > 0.1
+    assert tagging.seqeval_scores(gold, [r["tags"] for r in rows])["f1"] == pytest.approx(
+        scored["test_f1"], abs=1e-9
+    )
+
+
 def test_deferred_scoring_after_a_resume_reads_the_best_model_from_disk(tiny_bert, tmp_path):
     data_flags = write_data(str(tmp_path / "data"), "ner")
     out = str(tmp_path / "run")
