@@ -289,6 +289,16 @@ def test_seqeval_by_hand():
     assert scores == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "accuracy": 5 / 6})
 
 
+def test_seqeval_is_the_conlleval_mode_not_strict_iob2():
+    """An ill-formed chunk (I- with no B-), as a model early in training writes: conlleval (seqeval's default mode,
+    the original's) reads I-PER I-PER as one PER chunk, so both chunks are right; strict IOB2 would drop the PER
+    chunk (P 1/1, R 1/2, F1 2/3). Tokens: 3 of 4 tags equal."""
+    gold = [["B-PER", "I-PER", "O", "B-LOC"]]
+    pred = [["I-PER", "I-PER", "O", "B-LOC"]]
+    scores = tagging.seqeval_scores(gold, pred)
+    assert scores == pytest.approx({"precision": 1.0, "recall": 1.0, "f1": 1.0, "accuracy": 3 / 4})
+
+
 def test_predictions_to_records(conll03):
     task, args = ner.TASKS["conll2003"], data_args(conll03)
     raw = task.load(args, ["test"])["test"]
