@@ -145,6 +145,63 @@ def test_prefix_dropout_applies_to_the_prefix_only():
     assert (dropped.layer_prefixes(batch=1)[0][0] == 0).any() and dropped.dropout.p == 0.0
 
 
+def _split_table(per_layer) -> torch.Tensor:
+    """layer_prefixes' per-layer (key, value) of batch row 0, laid back out as the encoder's table (P, 2·L·H)."""
+    rows = [t[0].transpose(0, 1).reshape(P, H) for key, value, _ in per_layer for t in (key, value)]
+    return torch.cat(rows, dim=1)  # [layer 0: key | value][layer 1: key | value]
+
+
+def test_shared_dropout_reaches_the_prefix_when_prefix_dropout_is_unset():
+    """--prefix_dropout unset (the default, every run script): the prefix gets --hidden_dropout_prob, as the
+    original's one shared dropout module. Train: every entry of the split is either dropped (exactly 0) or the
+    clean entry × 1/(1-p) = 2 exactly. Eval: the clean split exactly."""
+    m = model(hidden_dropout_prob=0.5).train()
+    assert m.prefix_encoder.dropout is None and m.dropout.p == 0.5
+    clean = m.prefix_encoder().detach()  # (P, 2·L·H), the encoder's own forward has no dropout
+    assert clean.shape == (P, 2 * L * H) and (clean != 0).all()
+    torch.manual_seed(0)
+    got = _split_table(m.layer_prefixes(batch=2))
+    dropped = got == 0
+    assert torch.equal(got[~dropped], 2.0 * clean[~dropped])  # kept entries scaled by 1 / (1 - 0.5)
+    assert 0.4 < dropped.float().mean().item() < 0.6  # 512 entries, seed 0: about half dropped
+    assert torch.equal(_split_table(m.eval().layer_prefixes(batch=2)), clean)
+
+
+def _randomised(m):
+    """The prefix and head at N(0, 1), so that the prefix moves the logits by O(1)."""
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=g))
+    return m
+
+
+@pytest.mark.parametrize("flags", [{"prefix_dropout": 0.5}, {"hidden_dropout_prob": 0.5}])
+def test_no_dropout_at_evaluation(flags):
+    """.eval(): the prefix is the clean split and the logits are those of a dropout-0 model with the same weights,
+    on every call; .train() with the same weights does drop (so the comparison can see dropout)."""
+    m = _randomised(model(**flags)).eval()
+    plain = model(prefix_dropout=0.0)  # same backbone seed, no dropout anywhere
+    plain.load_state_dict(m.state_dict())
+    clean = m.prefix_encoder().detach()
+    assert torch.equal(_split_table(m.layer_prefixes(batch=1)), clean)
+    ids = torch.tensor([[5, 17, 42, 8, 63, 2], [9, 31, 77, 4, 1, 1]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        first = m(input_ids=ids, attention_mask=mask).logits  # (B, T, labels)
+        second = m(input_ids=ids, attention_mask=mask).logits
+        reference = plain.eval()(input_ids=ids, attention_mask=mask).logits
+        without_prefix = m(
+            input_ids=ids, attention_mask=mask, prefix_attention_mask=torch.zeros(2, P, dtype=torch.bool)
+        ).logits
+        torch.manual_seed(0)
+        training = m.train()(input_ids=ids, attention_mask=mask).logits
+    assert (reference - without_prefix).abs().max() > 0.1  # the prefix matters (0.34 here)
+    assert torch.equal(first, second) and torch.equal(first, reference)
+    assert (training - reference).abs().max() > 0.05
+
+
 @pytest.mark.parametrize(
     "flags",
     [{}, {"prefix_init": "normal1"}, {"prefix_init": "tokens"}, {"prefix_dropout": 0.0}],
