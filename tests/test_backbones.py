@@ -66,8 +66,13 @@ def reference_prefixes(model, layers):
     """Per depth: (key, value), each (heads, P, d), cut from the prefix table by hand; None for an unprefixed depth.
 
     The table row of virtual token p is [layer 0: keys (heads·d) | values (heads·d)][layer 1: ...] ..., as the
-    original's past_key_values view (P, 2·L, heads, d) split into (key, value) pairs per layer."""
-    table = model.prefix_encoder.embedding.weight  # (P, 2·L'·H)
+    original's past_key_values view (P, 2·L, heads, d) split into (key, value) pairs per layer. With
+    --prefix_projection the table is the MLP of the embedding, by hand: tanh(E·W0ᵀ + b0)·W2ᵀ + b2."""
+    encoder = model.prefix_encoder
+    table = encoder.embedding.weight  # (P, 2·L'·H), or (P, H) with projection
+    if encoder.projection:
+        first, second = encoder.trans[0], encoder.trans[2]
+        table = torch.tanh(table @ first.weight.T + first.bias) @ second.weight.T + second.bias  # (P, 2·L'·H)
     out = [None] * NL
     for j, depth in enumerate(layers):
         key = table[:, (2 * j) * H : (2 * j + 1) * H].view(P, HEADS, D).transpose(0, 1)  # (heads, P, d)
@@ -251,6 +256,24 @@ def test_prefix_layers_give_prefix_columns_to_the_chosen_layers_only(kind):
         in_order = reference_logits(model, ids, mask, layers=(0, 1))  # table entries 0, 1 at depths 0, 1
     assert model.injector.consumed == 2
     assert (want - in_order).abs().max() > 1.0
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
+
+
+# one per route: layer_idx, shared, adapter
+@pytest.mark.parametrize("kind", ["bert", "albert", "deberta-v2"])
+@pytest.mark.parametrize("task", [SEQ, TOK])
+def test_projection_logits_equal_the_hand_written_reference(kind, task):
+    """--prefix_projection: the reference computes the table from the MLP by hand (tanh), then attends as above."""
+    model = randomise(
+        make_model(kind, task, prefix=True, prefix_projection=True, prefix_hidden_size=16), seed=0
+    )
+    ids, mask = batch()
+    with torch.no_grad():
+        got = model(input_ids=ids, attention_mask=mask).logits
+        want = reference_logits(model, ids, mask, task=task)
+        without_prefix = reference_logits(model, ids, mask, task=task, layers=())
+    assert model.injector.consumed == NL
+    assert (want - without_prefix).abs().max() > 1.0
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
 
 

@@ -289,6 +289,28 @@ def test_prefix_depth_ablation_sizes_the_table_for_the_chosen_layers():
         make_model("bert", prefix=True, prefix_layers="0-2")
 
 
+def test_projection_is_embedding_linear_tanh_linear():
+    """--prefix_projection: Embedding(P, H) -> Linear(H, h) -> tanh -> Linear(h, 2·L·H), as the original's MLP."""
+    model = make_model("bert", prefix=True, prefix_projection=True, prefix_hidden_size=16)
+    encoder = model.prefix_encoder
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # N(0, 1): pre-activations of a few units, where tanh, ReLU, GELU differ by O(1)
+        for p in encoder.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+        E, first, second = encoder.embedding.weight, encoder.trans[0], encoder.trans[2]
+        by_hand = torch.tanh(E @ first.weight.T + first.bias) @ second.weight.T + second.bias  # (P, 2·L·H)
+        torch.testing.assert_close(encoder(), by_hand, rtol=1e-5, atol=1e-5)
+        assert by_hand.shape == (P, 2 * L * H)
+        # real numbers: every embedding entry 1, W0 = 0.5 / H, b0 = 0: each hidden unit is tanh(0.5); W2 = 1, b2 = 0
+        E.fill_(1.0)
+        first.weight.fill_(0.5 / H)
+        first.bias.zero_()
+        second.weight.fill_(1.0)
+        second.bias.zero_()
+        want = 16 * 0.46211715726000974  # 16 × tanh(0.5); ReLU would give 8.0
+        torch.testing.assert_close(encoder(), torch.full((P, 2 * L * H), want), rtol=1e-6, atol=1e-6)
+
+
 def test_bf16_autocast_matches_fp32_and_keeps_fp32_prefix_gradients():
     inputs = inputs_for(TaskType.SEQUENCE_CLASSIFICATION, *batch())
     grads = {}
