@@ -2,7 +2,8 @@
 
 Run (from the repository root, one CUDA GPU; no downloads: every model is random weights from a config):
     python benchmarks/gpu_check.py                              # <= 4 min -> benchmarks/results/gpu.json + a table
-    python benchmarks/gpu_check.py --smoke --out /tmp/gpu.json  # the same code path on CPU, tiny sizes, seconds
+    python benchmarks/gpu_check.py --smoke                      # the same code path on CPU, tiny sizes, seconds
+                                                                # -> $TMPDIR/gpu_check_smoke.json (never gpu.json)
 
 Sections, in order, each written to the JSON as soon as it is done (a run killed at the limit keeps what it did):
   1. correctness (benchmarks/gpu_reference.py): hand-written references vs the model built by get_model, BERT,
@@ -46,7 +47,8 @@ from benchmarks.gpu_reference import correctness, short_error  # noqa: E402
 from benchmarks.gpu_sdpa import sdpa_probe  # noqa: E402
 from benchmarks.gpu_speed import CHECKPOINTED, LARGE, SMOKE, speed  # noqa: E402
 
-DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "gpu.json")
+DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "gpu.json")  # the committed GPU results
+SMOKE_OUT_NAME = "gpu_check_smoke.json"  # --smoke without --out: in the system temp folder
 MEMORY_TARGET = 0.5  # P-tuning v2 peak memory <= 0.5 x fine-tuning's, roberta-large size, bf16
 
 
@@ -293,11 +295,30 @@ def report(result: dict, log=print) -> None:
         log(f"skipped for the time budget: {', '.join(result['skipped'])}")
 
 
+def output_path(smoke: bool, out: str | None) -> str:
+    """Where the JSON goes. A smoke run (CPU, tiny sizes) must never replace the committed GPU results: without
+    --out it writes to the system temp folder, and --out results/gpu.json is refused."""
+    if not smoke:
+        return DEFAULT_OUT if out is None else out
+    if out is None:
+        return os.path.join(tempfile.gettempdir(), SMOKE_OUT_NAME)
+    if os.path.realpath(out) == os.path.realpath(DEFAULT_OUT):
+        raise SystemExit(
+            f"gpu_check: --smoke would overwrite the committed GPU results {DEFAULT_OUT}; "
+            "pass another --out, or leave it out to write to the temp folder"
+        )
+    return out
+
+
 def main(argv=None, started: float | None = None) -> dict:
     started = time.monotonic() if started is None else started
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny sizes: the same code path in seconds")
-    ap.add_argument("--out", default=DEFAULT_OUT, help="where to write the JSON (default results/gpu.json)")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help=f"where to write the JSON (default results/gpu.json; --smoke: $TMPDIR/{SMOKE_OUT_NAME})",
+    )
     ap.add_argument(
         "--budget-s", type=float, default=None, help="global time budget (default 200; smoke 600)"
     )
@@ -314,13 +335,15 @@ def main(argv=None, started: float | None = None) -> dict:
         transformers.utils.logging.disable_progress_bar()
         compile_worker(args.compile_worker)
         return {}
+    out = output_path(args.smoke, args.out)
     threads = torch.get_num_threads()
     if args.smoke:
+        print(f"gpu_check --smoke: writing {out}")
         torch.set_num_threads(1)  # tiny ops on a shared CPU: one thread is the fast and steady choice
     try:
         return run(
             args.smoke,
-            args.out,
+            out,
             args.budget_s if args.budget_s is not None else (600 if args.smoke else 200),
             args.warmup if args.warmup is not None else (1 if args.smoke else 5),
             args.steps if args.steps is not None else (2 if args.smoke else 10),

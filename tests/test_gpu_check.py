@@ -149,3 +149,47 @@ def test_a_failing_section_and_an_exhausted_budget_still_write_a_report(tmp_path
         and not saved["targets"]["fp32_reference_equality"]["pass"]
     )
     assert "correctness: FAILED TO RUN: RuntimeError: boom" in capsys.readouterr().out
+
+
+@pytest.fixture
+def committed(tmp_path, monkeypatch):
+    """A stand-in for benchmarks/results/gpu.json (DEFAULT_OUT), so that a regression cannot touch the real one."""
+    import benchmarks.gpu_check as gpu_check
+
+    path = tmp_path / "results" / "gpu.json"
+    path.parent.mkdir()
+    path.write_text('{"mode": "gpu"}\n')
+    monkeypatch.setattr(gpu_check, "DEFAULT_OUT", str(path))
+    monkeypatch.setattr(gpu_check, "correctness", lambda *args: {"cases": []})  # seconds: nothing heavy runs
+    return path
+
+
+def test_smoke_without_out_writes_to_the_temp_folder_not_the_committed_results(
+    committed, tmp_path, monkeypatch, capsys
+):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    main(["--smoke", "--budget-s", "0"])  # every timed section skipped for the budget
+    assert committed.read_text() == '{"mode": "gpu"}\n'
+    smoke_out = tmp_path / "tmp" / "gpu_check_smoke.json"
+    assert json.loads(smoke_out.read_text())["mode"] == "smoke (CPU, tiny sizes)"
+    printed = capsys.readouterr().out
+    assert f"gpu_check --smoke: writing {smoke_out}" in printed and f"wrote {smoke_out}" in printed
+
+
+def test_smoke_refuses_to_write_the_committed_results(committed):
+    with pytest.raises(SystemExit, match="--smoke would overwrite the committed GPU results"):
+        main(["--smoke", "--budget-s", "0", "--out", str(committed)])
+    assert committed.read_text() == '{"mode": "gpu"}\n'
+
+
+def test_the_gpu_run_still_writes_the_committed_results_by_default(committed, monkeypatch):
+    import benchmarks.gpu_check as gpu_check
+
+    calls = []
+    monkeypatch.setattr(gpu_check, "run", lambda smoke, out, *rest: calls.append((smoke, out)) or {})
+    main([])
+    main(["--out", "elsewhere.json"])
+    assert calls == [(False, str(committed)), (False, "elsewhere.json")]
