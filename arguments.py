@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from model.checkpoint import resolve_checkpoint_dir
 from model.config import MethodArguments
+from model.utils import check_model_path
 from tasks.qa import QuestionAnsweringArguments  # noqa: F401  (re-exported: the original's import path)
 from tasks.registry import FAMILIES, family_arguments, get_task
 
@@ -89,12 +91,19 @@ class ModelArguments(MethodArguments):
             )
         if not 0.0 <= self.hidden_dropout_prob < 1.0:
             raise ValueError(f"--hidden_dropout_prob must be in [0, 1), got {self.hidden_dropout_prob}.")
-        if self.ptuning_checkpoint is not None and not os.path.isfile(
-            os.path.join(self.ptuning_checkpoint, "model.safetensors")
-        ):
-            raise FileNotFoundError(
-                f"--ptuning_checkpoint {self.ptuning_checkpoint!r} holds no model.safetensors."
-            )
+        check_model_path("--model_name_or_path", self.model_name_or_path)
+        for name in ("config_name", "tokenizer_name"):
+            if getattr(self, name):
+                check_model_path(f"--{name}", getattr(self, name))
+        if (
+            self.ptuning_checkpoint is not None
+        ):  # a run folder stands for its best_model/ (the best dev epoch)
+            self.ptuning_checkpoint = resolve_checkpoint_dir(self.ptuning_checkpoint)
+            if not os.path.isfile(os.path.join(self.ptuning_checkpoint, "model.safetensors")):
+                raise FileNotFoundError(
+                    f"--ptuning_checkpoint {self.ptuning_checkpoint!r} holds no model.safetensors: point it at a "
+                    "run folder or its best_model/ written by run.py."
+                )
         if self.attn_implementation not in ("sdpa", "eager"):
             raise ValueError(
                 f"--attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}."
@@ -206,8 +215,10 @@ class PTuningTrainingArguments(TrainingArguments):
     lr_schedule: str = field(
         default="auto",
         metadata={
-            "help": "'auto' = the original's per family (linear decay for SuperGLUE/GLUE, x--lr_decay per epoch "
-            "with no warmup for NER/SRL/QA); 'linear'; 'exponential'; 'hf' = use --lr_scheduler_type as given."
+            "help": "'auto' = the original's per family (HF linear decay for SuperGLUE/GLUE, x--lr_decay per epoch "
+            "with no warm-up for NER/SRL/QA), unless --lr_scheduler_type is given, which then rules ('hf'); "
+            "'linear' (HF linear decay, with --warmup_steps); 'exponential' (x--lr_decay per epoch; HF schedule "
+            "flags are refused with it); 'hf' = use --lr_scheduler_type as given."
         },
     )
     lr_decay: float = field(default=0.95, metadata={"help": "Per-epoch factor of the exponential schedule."})
@@ -247,6 +258,13 @@ class PTuningTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"--num_train_epochs must be > 0 (or set --max_steps), got {self.num_train_epochs}."
             )
+        existing = os.path.abspath(self.output_dir or ".")
+        while not os.path.exists(existing):  # the nearest part of the path that exists must be a folder
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise ValueError(f"--output_dir {self.output_dir!r}: {existing!r} is a file, not a folder.")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}.")
         for name in (
             "per_device_train_batch_size",
             "per_device_eval_batch_size",
@@ -304,12 +322,80 @@ def get_args(argv: list[str] | None = None):
             f"--backbone_dtype {model_args.backbone_dtype} needs --{autocast}: autocast runs the float32 prefix "
             f"and head with the {model_args.backbone_dtype} backbone.",
         )
+    if training_args.do_train and training_args.do_eval and not given(argv, "eval_strategy"):
+        # as the original's scripts: score dev every epoch, so best_results.json and best_model/ are written
+        logger.warning(
+            "--do_eval without --eval_strategy: dev is scored every epoch (--eval_strategy epoch, as the original's "
+            "scripts), giving best_results.json and best_model/; pass --eval_strategy no to score it once at the end."
+        )
+        return get_args([*argv, "--eval_strategy", "epoch"])
+    if training_args.do_train and training_args.eval_strategy == "no" and training_args.do_eval:
+        logger.warning(
+            "--eval_strategy no: dev is scored once after training, so no best_results.json or best_model/ is written."
+        )
+    if model_args.method != "finetune" and not (training_args.do_train or model_args.ptuning_checkpoint):
+        _usage_error(
+            parser,
+            f"--{model_args.method} without --do_train or --ptuning_checkpoint would score an untrained "
+            f"{model_args.method} and head: pass --ptuning_checkpoint <run folder or its best_model/> (or --do_train).",
+        )
     task = get_task(data_args.task_name, data_args.dataset_name)
+    problem = resolve_lr_schedule(training_args, task, argv)
+    if problem:
+        _usage_error(parser, problem)
     for family_args in parsed[3:]:
         if isinstance(family_args, task.args_class or ()):
             for name, value in task.args_overrides.items():  # e.g. squad_v2: version_2_with_negative
                 setattr(family_args, name, value)
     return tuple(parsed)
+
+
+def given(argv: list[str], name: str) -> bool:
+    """Whether --name was passed on the command line (as `--name v` or `--name=v`), not left at its default."""
+    return any(arg == f"--{name}" or arg.startswith(f"--{name}=") for arg in argv)
+
+
+# HF flags that shape the learning rate; the project's own schedules (--lr_schedule) replace them.
+HF_SCHEDULE_FLAGS = ("lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps")
+
+
+def resolve_lr_schedule(training_args, task, argv: list[str]) -> str | None:
+    """Make --lr_schedule and HF's --lr_scheduler_type/--warmup_* agree, so no schedule flag is silently ignored;
+    returns the one-line problem when they cannot both be obeyed.
+
+    auto: the family's schedule (task.schedule: HF linear decay with warm-up for SuperGLUE/GLUE, the original's
+    x--lr_decay per epoch without warm-up for NER/SRL/QA); an explicit --lr_scheduler_type then rules instead
+    (--lr_schedule becomes hf). linear: HF's linear decay (--lr_scheduler_type linear). exponential: no HF schedule
+    flag applies. hf: --lr_scheduler_type as given."""
+    explicit = [name for name in HF_SCHEDULE_FLAGS if given(argv, name)]
+    scheduler = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
+    if training_args.lr_schedule == "auto" and given(argv, "lr_scheduler_type"):
+        logger.info(
+            "--lr_scheduler_type %s given: it sets the schedule (--lr_schedule hf).",
+            training_args.lr_scheduler_type,
+        )
+        training_args.lr_schedule = "hf"
+    schedule = task.schedule if training_args.lr_schedule == "auto" else training_args.lr_schedule
+    if schedule == "exponential" and explicit:
+        why = (
+            "the family's default, --lr_schedule auto"
+            if training_args.lr_schedule == "auto"
+            else "--lr_schedule exponential"
+        )
+        return (
+            f"{', '.join('--' + n for n in explicit)} would be ignored: the schedule is the original's x--lr_decay "
+            f"per epoch without warm-up ({why}). Pass --lr_schedule hf (or linear) to use HF's schedule flags."
+        )
+    if (
+        schedule == "linear"
+        and given(argv, "lr_scheduler_type")
+        and training_args.lr_scheduler_type != "linear"
+    ):
+        return (
+            f"--lr_scheduler_type {scheduler} conflicts with --lr_schedule linear: pass "
+            "--lr_schedule hf to use --lr_scheduler_type."
+        )
+    return None
 
 
 def args_payload(model_args, data_args, training_args, *family_args) -> dict:
@@ -328,10 +414,27 @@ def args_payload(model_args, data_args, training_args, *family_args) -> dict:
 
 
 def save_args(output_dir: str, model_args, data_args, training_args, *family_args) -> str:
-    """Write the resolved arguments as JSON (args.json) next to the results; returns the path."""
-    payload = args_payload(model_args, data_args, training_args, *family_args)
+    """Write the resolved arguments as JSON (args.json) next to the results, atomically and only when they changed;
+    returns the path."""
+    text = json.dumps(args_payload(model_args, data_args, training_args, *family_args), indent=2, default=str)
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "args.json")
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=2, default=str)
+    try:
+        with open(path) as f:
+            if f.read() == text:  # an equal resume: the record stays as it is
+                return path
+    except (OSError, UnicodeDecodeError):
+        pass
+    partial = path + ".partial"  # the folder is locked by this run (RunLock): no other writer
+    try:  # written whole or not at all: a full disk or a kill during the write leaves the old record intact
+        with open(partial, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    except OSError as err:  # a full disk, a read-only folder: name the file
+        raise OSError(err.errno, err.strerror, err.filename or path) from err
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
     return path

@@ -10,6 +10,7 @@ best_results.json (best dev epoch, as search.py reads it), best_model/ (prefix +
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -58,7 +59,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     # -- the output folder belongs to this run while it runs (a second run into it is refused) --------------------
     with RunLock(training_args.output_dir, enabled=trainer_is_main(training_args)):
-        return run(model_args, data_args, training_args, *family_args)
+        results = run(model_args, data_args, training_args, *family_args)
+    if trainer_is_main(training_args):
+        print(
+            f"Results in {os.path.abspath(training_args.output_dir)}: {', '.join(written(training_args.output_dir))}"
+        )
+    return results
 
 
 def run(model_args, data_args, training_args, *family_args) -> dict:
@@ -127,14 +133,14 @@ def run(model_args, data_args, training_args, *family_args) -> dict:
         except NonFiniteLossError as err:  # keep what the finished epochs showed, say exactly what to rerun
             raise NonFiniteLossError(trainer.save_stopped_results(str(err))) from None
         trainer.save_model()  # trainable part only (prefix/prompt + head) unless fine-tuning
-        metrics = {
-            **train_result.metrics,
-            "train_samples": len(features["train"]),
-            "trainable_params": model.num_parameters(only_trainable=True),
-            "total_params": model.num_parameters(),
-        }
-        trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
+        metrics = trainer.save_train_results(
+            {
+                **train_result.metrics,
+                "train_samples": len(features["train"]),
+                "trainable_params": model.num_parameters(only_trainable=True),
+                "total_params": model.num_parameters(),
+            }
+        )  # a rerun of a finished run trains nothing and keeps the recorded train_results.json
         trainer.save_state()
         best = trainer.best_results()
         if best:
@@ -192,6 +198,29 @@ def check_longest_examples(model, features, collator) -> None:
             row = ds[int(length_order(ds)[0])]
             model(**collator([{k: v for k, v in row.items() if k in keep}]))
     model.train(was_training)
+
+
+def written(output_dir: str) -> list[str]:
+    """What this run left in output_dir for the user, in the order worth reading."""
+    names = ["best_results.json", "all_results.json", "best_model", "args.json"]
+    found = [n for n in names if os.path.exists(os.path.join(output_dir, n))]
+    if os.path.isdir(output_dir):
+        found += sorted(n for n in os.listdir(output_dir) if n.startswith("predict_results_"))
+    return found or ["nothing"]
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for a file-system failure (unwritable --output_dir, a full disk ...), naming the path and the fix."""
+    where = f" ({err.filename})" if err.filename else ""
+    fix = ""
+    if err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        fix = (
+            " Free space or choose another --output_dir; the same command then resumes from the last checkpoint "
+            "(add --overwrite_output_dir if none was saved)."
+        )
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.ENOENT):
+        fix = " Choose an --output_dir (and data paths) that you can write and read."
+    return f"{err.strerror or err}{where}.{fix}"
 
 
 def needed_splits(task, training_args) -> list[str]:
@@ -290,3 +319,5 @@ if __name__ == "__main__":
         RunFolderError,
     ) as err:  # user-fixable: one clear line, no traceback
         raise SystemExit(f"error: {err}") from None
+    except OSError as err:  # the file system refused: one line naming the path
+        raise SystemExit(f"error: {os_error_line(err)}") from None

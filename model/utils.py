@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 from transformers import AutoModel
@@ -49,6 +50,28 @@ def build_model(backbone, model_args, task_type: TaskType):
         100 * trainable / total,
     )
     return model
+
+
+def looks_local(path: str) -> bool:
+    """Whether a model name can only mean a local folder: a Hub id is NAME or OWNER/NAME, so a path that starts with
+    /, ./, ../ or ~, has more than one /, ends with /, or whose first part is a local folder is not one."""
+    parts = path.split("/")
+    return (
+        path.startswith(("/", "./", "../", "~"))
+        or path.endswith("/")
+        or len(parts) > 2
+        or (len(parts) == 2 and os.path.isdir(parts[0]))
+    )
+
+
+def check_model_path(flag: str, path: str) -> None:
+    """A model path that can only be local and does not exist is one ValueError, before any Hub look-up (which would
+    retry for tens of seconds, or online fetch a Hub repo of that name)."""
+    if looks_local(path) and not os.path.isdir(os.path.expanduser(path)):
+        raise ValueError(
+            f"{flag} {path!r} is not a folder here (it cannot be a Hub id of the form NAME or OWNER/NAME): check "
+            "the path, or give the folder that holds config.json and the weights."
+        )
 
 
 def load_backbone(path: str, dtype: torch.dtype = torch.float32, **kwargs):

@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+import re
 
 import torch
 from safetensors.torch import load_file
@@ -30,6 +32,17 @@ logger = logging.getLogger(__name__)
 
 class NonFiniteLossError(FloatingPointError):
     pass
+
+
+def checkpoint_step(checkpoint) -> int:
+    """The global step a checkpoint-N folder was saved at (0 for none: a fresh start)."""
+    if not isinstance(checkpoint, str):
+        return 0
+    try:
+        with open(os.path.join(checkpoint, "trainer_state.json")) as f:
+            return int(json.load(f).get("global_step", 0))
+    except (OSError, ValueError):
+        return 0
 
 
 class PTuningTrainer(Trainer):
@@ -104,6 +117,22 @@ class PTuningTrainer(Trainer):
                 )  # fmt: skip
         super().log(logs, *args, **kwargs)
 
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """HF's save (best_model/, checkpoints, the final model), with a failed write (a full disk ...) raised as one
+        OSError naming the folder: the tokenizer's writer raises a bare Exception("File too large (os error 27)")."""
+        folder = output_dir or self.args.output_dir
+        try:
+            super().save_model(output_dir, _internal_call)
+        except OSError as err:
+            raise OSError(
+                err.errno, f"cannot write {folder}: {err.strerror or err}", err.filename or folder
+            ) from err
+        except Exception as err:
+            code = re.search(r"os error (\d+)", str(err))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), str(err), folder) from err
+
     def save_stopped_results(self, reason: str) -> str:
         """After a non-finite loss: best_results.json of the epochs that finished (marked "stopped"), with the test
         sets scored at the best of them; returns the message that says exactly what to rerun."""
@@ -124,15 +153,43 @@ class PTuningTrainer(Trainer):
         )
 
     # -- training: track the best epoch, score the test sets with its state ----------------------------------------
-    def train(self, *args, **kwargs):
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
         self._training = True
+        resumed_step = checkpoint_step(resume_from_checkpoint)
         try:
-            output = super().train(*args, **kwargs)
+            output = super().train(resume_from_checkpoint, *args, **kwargs)
         finally:
             self._training = False
         if self.test_sets and not self.test_at_each_best:
             self._score_tests_at_best()
+        # HF's train_loss, train_runtime ... cover the steps this call ran: say which
+        output.metrics["train_steps_run"] = self.state.global_step - resumed_step
+        if resumed_step:
+            output.metrics["train_resumed_from_step"] = resumed_step
         return output
+
+    def save_train_results(self, metrics: dict) -> dict:
+        """train_results.json (and all_results.json) of this call; when it trained nothing (a rerun of a finished
+        run), the recorded ones are kept and returned instead of HF's empty ones (train_loss 0.0)."""
+        path = os.path.join(self.args.output_dir, "train_results.json")
+        if metrics.get("train_steps_run") == 0 and os.path.isfile(path):
+            with open(path) as f:
+                recorded = json.load(f)
+            logger.warning(
+                "The run had already finished (step %d): nothing was trained; its %s is kept.",
+                self.state.global_step,
+                path,
+            )
+            return recorded
+        if metrics.get("train_resumed_from_step"):
+            logger.warning(
+                "train_loss and train_runtime cover steps %d-%d, the part of the run after the resume.",
+                metrics["train_resumed_from_step"] + 1,
+                self.state.global_step,
+            )
+        self.log_metrics("train", metrics)
+        self.save_metrics("train", metrics)
+        return metrics
 
     def best_results(self) -> dict:
         return best_results(self.state.log_history, self.task.main_metric)
