@@ -38,6 +38,7 @@ import glob
 import json
 import math
 import os
+import stat
 import statistics
 import sys
 
@@ -73,16 +74,44 @@ def warn(message: str) -> None:
 
 
 def read_json(path: str) -> dict:
-    """The JSON object in `path`; raises OSError or ValueError when it is missing, unreadable or not an object."""
-    with open(path) as f:
-        data = json.load(f)
+    """The JSON object in `path`; raises OSError or ValueError when it is missing, unreadable or not an object.
+    Only a regular file (or a link to one) is opened: reading a FIFO named best_results.json would block forever."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "not a plain file"
+        raise ValueError(f"{kind}, not a regular file: not opened; replace it with the file run.py wrote")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     return data
 
 
+# The sections of args.json search.py reads (save_args writes each as a JSON object).
+ARGS_SECTIONS = ("model_args", "data_args", "training_args")
+
+
+def read_args(run_dir: str) -> dict:
+    """RUN_DIR/args.json; raises OSError or ValueError as read_json, and ValueError when a section search.py reads
+    is not a JSON object (e.g. {"training_args": 5})."""
+    run_args = read_json(os.path.join(run_dir, "args.json"))
+    bad = [
+        f"{s} is {type(run_args[s]).__name__}"
+        for s in ARGS_SECTIONS
+        if not isinstance(run_args.get(s, {}), dict)
+    ]
+    if bad:
+        raise ValueError(
+            f"{', '.join(bad)}, not a JSON object as run.py writes; restore the file or rerun the run"
+        )
+    return run_args
+
+
 def hyperparameters(run_args: dict | None) -> dict:
-    """The HPARAMS columns and the method ('prefix', 'prompt' or 'finetune') from an args.json dict."""
+    """The HPARAMS columns and the method ('prefix', 'prompt' or 'finetune') from an args.json dict (read_args)."""
     run_args = run_args or {}
     out = {name: run_args.get(section, {}).get(key) for name, section, key in HPARAMS}
     model_args = run_args.get("model_args", {})
@@ -100,15 +129,14 @@ def lower_is_better(metric: str) -> bool:
 
 
 def find_run_dirs(root: str, dataset: str, model: str) -> tuple[str, list[str]]:
-    """(the folder scanned, the run folders in sorted path order)."""
+    """(the folder scanned, the run folders in sorted path order, each real folder once)."""
     search_dir = os.path.join(root, f"{dataset}-{model}-search")
     if os.path.isdir(search_dir):  # the original's layout: one folder per run
         runs = [p for p in sorted(glob.glob(os.path.join(search_dir, "*"))) if os.path.isdir(p)]
-        return search_dir, runs
+        return search_dir, unique_folders(runs)
     # Any folder of runs: keep those whose args.json names the dataset.
     runs = []
-    for path in sorted(glob.glob(os.path.join(root, "**", "best_results.json"), recursive=True)):
-        run_dir = os.path.dirname(path)
+    for run_dir in folders_with_results(root):
         try:
             name = read_json(os.path.join(run_dir, "args.json"))["data_args"]["dataset_name"]
         except (OSError, ValueError, KeyError, TypeError) as e:
@@ -116,7 +144,52 @@ def find_run_dirs(root: str, dataset: str, model: str) -> tuple[str, list[str]]:
             continue
         if name == dataset:
             runs.append(run_dir)
-    return root, runs
+    return root, unique_folders(runs)
+
+
+def folders_with_results(root: str) -> list[str]:
+    """The folders under `root` (itself included) holding a best_results.json, sorted by that file's path; hidden
+    folders are skipped (as glob's `**`). Links to folders are not followed: a `loop -> ..` link made glob count
+    3 runs as 123, and two such links never ended. A link to a folder outside `root` is named in a
+    warning; one inside is reached by its real path anyway."""
+    if not os.path.isdir(root):
+        return []
+    real_root = os.path.realpath(root)
+
+    def unreadable(e: OSError) -> None:
+        warn(
+            f"skipping {e.filename}: unreadable folder ({e.strerror}); make it readable to rank the runs in it"
+        )
+
+    found = []
+    for folder, subfolders, files in os.walk(root, onerror=unreadable):  # followlinks=False
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in subfolders:
+            path = os.path.join(folder, name)
+            target = os.path.realpath(path)
+            if os.path.islink(path) and os.path.commonpath([target, real_root]) != real_root:
+                warn(
+                    f"not following the folder link {path} -> {target}; to rank the runs there, pass --root {target}"
+                )
+        if "best_results.json" in files:
+            found.append(folder)
+    return sorted(found, key=lambda folder: os.path.join(folder, "best_results.json"))
+
+
+def unique_folders(paths: list[str]) -> list[str]:
+    """`paths` in order, each real folder once (os.path.realpath): a link such as `latest -> s2` is the run s2, not
+    a second run of it. The path kept is the first that is not a link; each one dropped is named in a warning."""
+    by_real: dict[str, list[str]] = {}
+    for path in paths:
+        by_real.setdefault(os.path.realpath(path), []).append(path)
+    kept = set()
+    for same in by_real.values():
+        keep = next((p for p in same if not os.path.islink(p)), same[0])
+        kept.add(keep)
+        for path in same:
+            if path != keep:
+                warn(f"{path} is the same folder as {keep} (a link): its run is counted once, as {keep}")
+    return [path for path in paths if path in kept]
 
 
 def default_metric(dataset: str, run_args: dict | None) -> str:
@@ -126,7 +199,7 @@ def default_metric(dataset: str, run_args: dict | None) -> str:
 
     data_args = (run_args or {}).get("data_args", {})
     family, name = data_args.get("task_name"), data_args.get("dataset_name", dataset)
-    if family:
+    if isinstance(family, str) and family and isinstance(name, str):
         try:
             return registry.get_task(family, name).main_metric
         except ValueError as e:  # args.json of a task this checkout does not register
@@ -153,7 +226,7 @@ def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | Non
             warn(f"skipping {results_path}: unreadable ({e})")
             continue
         try:
-            run_args = read_json(os.path.join(run_dir, "args.json"))
+            run_args = read_args(run_dir)
         except (OSError, ValueError) as e:
             warn(f"{run_dir}: hyper-parameters unknown, args.json unreadable ({e})")
             run_args = None
@@ -168,7 +241,8 @@ def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | Non
     for run_dir, results, run_args in loaded:
         value = results.get(key)
         if not _is_number(value):
-            warn(f"skipping {os.path.join(run_dir, 'best_results.json')}: no numeric {key!r}")
+            why = f" ({_not_finite(value)}: counts as missing)" if _is_number(value, finite=False) else ""
+            warn(f"skipping {os.path.join(run_dir, 'best_results.json')}: no numeric {key!r}{why}")
             continue
         rows.append(
             {
@@ -184,8 +258,22 @@ def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | Non
     return metric, rows
 
 
-def _is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and not math.isnan(value)
+def _is_number(value, finite: bool = True) -> bool:
+    """A metric value: an int or float (not a bool), and with `finite` one that is finite as a float (NaN,
+    Infinity and ints too large for a float count as missing: they cannot be ranked or averaged)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return not finite or math.isfinite(float(value))
+    except OverflowError:  # a 400-digit int
+        return False
+
+
+def _not_finite(value: int | float) -> str:
+    """Why a number is not a rankable metric, in words."""
+    if isinstance(value, int):
+        return f"an integer of {value.bit_length()} bits, too large for a float"
+    return f"{value!r}, not a finite number"
 
 
 def available_metrics(run_dirs: list[str]) -> list[str]:
@@ -239,15 +327,16 @@ def seed_groups(rows: list[dict], metric: str) -> list[dict]:
     for row in rows:
         if not row["args_json"]:
             continue
-        groups.setdefault(tuple(row[k] for k in config_keys), []).append(row)
+        # repr: values from a hand-edited args.json may be unhashable (a list) or NaN (never equal to itself).
+        groups.setdefault(tuple(repr(row[k]) for k in config_keys), []).append(row)
     out = []
-    for config, members in groups.items():
+    for members in groups.values():
         if len(members) < 2:
             continue
         values = [m["metric"] for m in members]
         out.append(
             {
-                **dict(zip(config_keys, config, strict=True)),
+                **{k: members[0][k] for k in config_keys},
                 "n": len(values),
                 "mean": statistics.mean(values),
                 "std": statistics.stdev(values),

@@ -17,13 +17,24 @@ from arguments import get_args, save_args
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def make_run(folder, results, lr=5e-3, psl=8, epochs=20, seed=11, task="superglue", dataset="copa", extra=()):
+def make_run(
+    folder,
+    results,
+    lr=5e-3,
+    psl=8,
+    epochs=20,
+    seed=11,
+    task="superglue",
+    dataset="copa",
+    extra=(),
+    model="roberta-large",
+):
     """A finished run: args.json as run.py writes it, and best_results.json = `results` (a dict or raw text)."""
     argv = [
-        *("--model_name_or_path", "roberta-large", "--task_name", task, "--dataset_name", dataset),
+        *("--model_name_or_path", model, "--task_name", task, "--dataset_name", dataset),
         *("--output_dir", str(folder), "--learning_rate", str(lr), "--pre_seq_len", str(psl)),
         *("--num_train_epochs", str(epochs), "--seed", str(seed), "--per_device_train_batch_size", "16"),
-        "--prefix",
+        *("--do_train", "--prefix"),
         *extra,
     ]
     save_args(str(folder), *get_args(argv))
@@ -305,6 +316,7 @@ def test_only_runs_without_args_json_are_ranked_with_a_warning(tmp_path, search_
 
 def test_same_args_compares_recorded_arguments(tmp_path, capsys):
     flags = [
+        "--do_train",
         *("--model_name_or_path", "roberta-large", "--task_name", "superglue", "--dataset_name", "copa"),
         *("--learning_rate", "5e-3", "--pre_seq_len", "8", "--num_train_epochs", "20", "--seed", "11"),
         *("--prefix", "--hidden_dropout_prob", "0.1", "--eval_strategy", "epoch", "--report_to", "none"),
