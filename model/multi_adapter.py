@@ -1,7 +1,9 @@
 """One frozen backbone, many trained adapters, and batches that mix them.
 
 `MultiAdapterModel(backbone)` holds the backbone once; `add(name, model)` attaches a trained PTuningFor<Head> built on
-that same backbone object (its prefix/prompt and head are its own). A forward takes rows of token ids and, per row,
+that same backbone object (its prefix/prompt and head are its own). An adapter is found by its index (`adapter(i)`)
+or by the user's name (`named(name)`, any string: a search.sh run folder name holds dots); its submodule key is
+"adapter<i>", since torch refuses module names with ".". A forward takes rows of token ids and, per row,
 the index of its adapter, and runs ONE encoder pass in which every row sees only its own adapter's prompt:
 
 - prefix adapters (P-tuning v2): every adapter's per-layer keys/values are stacked once into a bank
@@ -70,8 +72,8 @@ class MultiAdapterModel(nn.Module):
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.backbone, self.config = backbone, backbone.config
-        self.adapters = nn.ModuleDict()
-        self.names: list[str] = []  # adapter index -> name, in attach order
+        self.adapters = nn.ModuleDict()  # "adapter<i>" -> the adapter of index i (torch keys hold no ".")
+        self.names: list[str] = []  # adapter index -> the user's name, in attach order
         self.injector: PrefixInjector | None = None
         self._bank = None  # (keys, values, valid) of the prefix adapters, built on first use after an attach
 
@@ -83,10 +85,10 @@ class MultiAdapterModel(nn.Module):
             raise PTuningError(
                 f"adapter {name!r} is {model.method}: only --prefix and --prompt checkpoints share a backbone."
             )
-        if name in self.adapters:
+        if name in self.names:
             raise PTuningError(f"adapter name {name!r} is used twice: give each checkpoint its own name.")
         model.eval()
-        self.adapters[name] = model
+        self.adapters[f"adapter{len(self.names)}"] = model
         self.names.append(name)
         if model.injector is not None:
             self.injector = model.injector  # every prefix adapter's injector routes the same backbone
@@ -94,7 +96,11 @@ class MultiAdapterModel(nn.Module):
         return len(self.names) - 1
 
     def adapter(self, index: int) -> nn.Module:
-        return self.adapters[self.names[index]]
+        return self.adapters[f"adapter{index}"]
+
+    def named(self, name: str) -> nn.Module:
+        """The adapter attached as `name`."""
+        return self.adapter(self.names.index(name))
 
     # -- the prefix bank -------------------------------------------------------------------------------------------
     def bank(self):

@@ -88,7 +88,7 @@ def test_a_mixed_batch_equals_each_adapter_alone(kind, attn):
         mixed = bank(ids, mask, types, row_adapter)
         for a, name in enumerate(bank.names):
             index = (row_adapter == a).nonzero().squeeze(1)
-            expected = alone(bank.adapters[name], ids[index], mask[index], types[index])
+            expected = alone(bank.named(name), ids[index], mask[index], types[index])
             got = mixed[a]
             assert got.shape == expected.shape, name
             valid = mask[index].bool() if got.dim() == 3 else torch.ones(len(index), dtype=torch.bool)
@@ -120,14 +120,32 @@ def test_an_adapter_on_another_backbone_or_a_fine_tuned_one_is_refused():
     with pytest.raises(PTuningError, match="only --prefix and --prompt"):
         bank.add("y", finetuned)
     with pytest.raises(PTuningError, match="used twice"):
-        bank.add("nli", bank.adapters["nli"])
+        bank.add("nli", bank.named("nli"))
 
 
 def test_each_adapter_keeps_its_own_label_count():
     bank = build("bert")
-    assert [bank.adapters[n].config.num_labels for n in bank.names] == [3, 1, 5, 5, 2, 2]
+    assert [bank.named(n).config.num_labels for n in bank.names] == [3, 1, 5, 5, 2, 2]
     assert bank.backbone.config.num_labels == TINY_SIZES["num_labels"]
     assert (
-        bank.adapters["nli"].classifier.out_features == 3
-        and bank.adapters["sst_prompt"].classifier.out_features == 2
+        bank.named("nli").classifier.out_features == 3
+        and bank.named("sst_prompt").classifier.out_features == 2
     )
+
+
+def test_names_with_dots_are_kept_and_served():
+    """A search.sh run folder name holds dots ("drop0.1"): torch refuses such module names, so the adapter is stored
+    under an internal key; the user's name is kept and the rows still get that adapter's logits."""
+    bank = build("bert")
+    name = "rte-1-1e-2-8-prefix-drop0.1-bs4-seed11"
+    model = bank.adapter(bank.names.index("nli"))
+    args = ModelArguments(model_name_or_path="tiny", prefix=True, pre_seq_len=3, hidden_dropout_prob=0.0)
+    dotted = build_on(bank.backbone, MethodConfig.from_args(args, bank.config), SEQ, 3)
+    dotted.load_state_dict(model.state_dict())
+    index = bank.add(name, dotted)
+    assert bank.names[index] == name and bank.adapter(index) is dotted
+    ids, mask, types, _ = rows()
+    with torch.no_grad():
+        got = bank(ids[:2], mask[:2], types[:2], torch.tensor([index, index]))[index]
+        expected = alone(model, ids[:2], mask[:2], types[:2])
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
