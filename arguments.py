@@ -333,7 +333,12 @@ def get_args(argv: list[str] | None = None):
         logger.warning(
             "--eval_strategy no: dev is scored once after training, so no best_results.json or best_model/ is written."
         )
-    if model_args.method != "finetune" and not (training_args.do_train or model_args.ptuning_checkpoint):
+    scores = training_args.do_eval or training_args.do_predict
+    if (
+        model_args.method != "finetune"
+        and scores
+        and not (training_args.do_train or model_args.ptuning_checkpoint)
+    ):
         _usage_error(
             parser,
             f"--{model_args.method} without --do_train or --ptuning_checkpoint would score an untrained "

@@ -13,6 +13,7 @@ BASE = "--model_name_or_path m --task_name superglue --dataset_name rte --output
 
 def test_old_evaluation_strategy_flag_is_translated(tmp_path):
     argv = BASE.format(out=tmp_path).split() + [
+        "--do_train",
         "--evaluation_strategy",
         "epoch",
         "--prefix",
