@@ -23,11 +23,15 @@ any folder of runs.
 
 Unreadable or metric-less result files and run folders without best_results.json are skipped with a warning.
 Exit code 1 when no run can be ranked; when no run has the metric asked for, the error lists the metrics the runs
-have.
+have. A run stopped by a non-finite loss (best_results.json marked "stopped": the best of the epochs before it) is
+listed, marked `!`, ranked after every complete run and left out of the seed means; when every run stopped there
+is no best run and the exit code is 1.
 
 search_script/search.sh also calls `python search.py --same-args RUN_DIR -- RUN.PY FLAGS...` (standard library
 only, fast): exit 0 when RUN_DIR/args.json recorded the same value for every flag given (and the default for each
-of RESULT_DEFAULTS that is not given), 1 with the differences, 3 when there is no readable args.json.
+of RESULT_DEFAULTS that is not given), 1 with the differences, 3 when there is no readable args.json; and
+`python search.py --finished RUN_DIR`: exit 0 when RUN_DIR/best_results.json is a complete run's, 1 with the
+reason when it is missing, unreadable or marked "stopped".
 """
 
 from __future__ import annotations
@@ -251,11 +255,22 @@ def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | Non
                 **hyperparameters(run_args),
                 "run": os.path.relpath(run_dir, scanned),
                 "args_json": run_args is not None,
+                "stopped": stopped_reason(results),
                 "path": run_dir,
                 "results": results,
             }
         )
     return metric, rows
+
+
+def stopped_reason(results: dict) -> str | None:
+    """Why training stopped early, or None for a complete run. After a non-finite loss run.py still writes
+    best_results.json (the best of the epochs before it) with a "stopped" entry saying so
+    (training/trainer.py save_stopped_results); any "stopped" entry counts."""
+    if "stopped" not in results:
+        return None
+    reason = results["stopped"]
+    return reason if isinstance(reason, str) and reason else f"stopped: {reason!r}"
 
 
 def _is_number(value, finite: bool = True) -> bool:
@@ -293,9 +308,10 @@ def available_metrics(run_dirs: list[str]) -> list[str]:
 
 
 def rank(rows: list[dict], metric: str) -> list[dict]:
-    """Runs with args.json first, then those without; within each, best metric first (ties keep path order)."""
+    """Complete runs with args.json first, then complete runs without, then runs stopped by a non-finite loss
+    (partial results); within each, best metric first (ties keep path order)."""
     sign = 1 if lower_is_better(metric) else -1
-    return sorted(rows, key=lambda r: (not r["args_json"], sign * r["metric"]))
+    return sorted(rows, key=lambda r: (r["stopped"] is not None, not r["args_json"], sign * r["metric"]))
 
 
 def _fmt(value) -> str:
@@ -307,11 +323,14 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _marks(row: dict) -> str:
+    """'*' no readable args.json, '!' stopped by a non-finite loss (explained under the table)."""
+    return ("*" if not row["args_json"] else "") + ("!" if row["stopped"] else "")
+
+
 def format_table(rows: list[dict], columns: tuple[str, ...], metric: str) -> str:
     header = [metric if c == "metric" else SHORT.get(c, c) for c in columns]
-    cells = [
-        [_fmt(row[c]) + ("*" if c == "run" and not row["args_json"] else "") for c in columns] for row in rows
-    ]
+    cells = [[_fmt(row[c]) + (_marks(row) if c == "run" else "") for c in columns] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
     lines = [header, *cells]
     return "\n".join(
@@ -321,7 +340,8 @@ def format_table(rows: list[dict], columns: tuple[str, ...], metric: str) -> str
 
 def seed_groups(rows: list[dict], metric: str) -> list[dict]:
     """Mean ± std of the metric per configuration (all HPARAMS but seed) that was run with more than one seed;
-    runs without args.json (configuration unknown) are left out. Best mean first."""
+    runs without args.json (configuration unknown) are left out, and so are runs stopped by a non-finite loss
+    (their seeds are listed under "stopped"). Best mean first."""
     config_keys = [name for name, _, _ in HPARAMS if name != "seed"] + ["method"]
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
@@ -331,6 +351,8 @@ def seed_groups(rows: list[dict], metric: str) -> list[dict]:
         groups.setdefault(tuple(repr(row[k]) for k in config_keys), []).append(row)
     out = []
     for members in groups.values():
+        stopped = [m for m in members if m["stopped"]]
+        members = [m for m in members if not m["stopped"]]
         if len(members) < 2:
             continue
         values = [m["metric"] for m in members]
@@ -341,6 +363,7 @@ def seed_groups(rows: list[dict], metric: str) -> list[dict]:
                 "mean": statistics.mean(values),
                 "std": statistics.stdev(values),
                 "seeds": " ".join(_fmt(m["seed"]) for m in members),
+                "stopped": " ".join(_fmt(m["seed"]) for m in stopped),
             }
         )
     sign = 1 if lower_is_better(metric) else -1
@@ -351,10 +374,11 @@ def write_csv(path: str, rows: list[dict], metric: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([metric if c == "metric" else c for c in COLUMNS] + ["args_json", "path"])
+        writer.writerow([metric if c == "metric" else c for c in COLUMNS] + ["args_json", "stopped", "path"])
         for row in rows:
             writer.writerow(
-                [("" if row[c] is None else row[c]) for c in COLUMNS] + [row["args_json"], row["path"]]
+                [("" if row[c] is None else row[c]) for c in COLUMNS]
+                + [row["args_json"], row["stopped"] or "", row["path"]]
             )
 
 
@@ -372,10 +396,67 @@ def same_args_main(argv: list[str]) -> int:
     return 1 if diffs else 0
 
 
+def finished_main(argv: list[str]) -> int:
+    """`search.py --finished RUN_DIR` (search.sh): exit 0 when RUN_DIR/best_results.json is a complete run's, 1
+    with the reason when it is missing, unreadable or marked "stopped" (training hit a non-finite loss)."""
+    if len(argv) != 2:
+        print("usage: search.py --finished RUN_DIR", file=sys.stderr)
+        return 2
+    path = os.path.join(argv[1], "best_results.json")
+    try:
+        reason = stopped_reason(read_json(path))
+    except FileNotFoundError:
+        print(f"no {path}")
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"{path} unreadable ({e})")
+        return 1
+    if reason:
+        print(f"training stopped early ({reason}); if it stops again, lower the learning rate")
+        return 1
+    return 0
+
+
+def report_best(ranked: list[dict], metric: str) -> None:
+    """The best run (ranked[0], a complete one): its value, results, path and hyper-parameters; ties; and the
+    runs that scored better but are ranked after it (no args.json, or stopped)."""
+    best, lower = ranked[0], lower_is_better(metric)
+    tied = [
+        r["run"]
+        for r in ranked
+        if r["metric"] == best["metric"] and r["args_json"] == best["args_json"] and not r["stopped"]
+    ]
+    print(f"best_{metric}: {best['metric']}")
+    print(json.dumps(best["results"]))
+    print(os.path.join(best["path"], "best_results.json"))
+    print("hyper-parameters (args.json): " + " ".join(f"{k}={_fmt(best[k])}" for k in COLUMNS[2:-1]))
+    if not best["args_json"]:
+        which = "no complete run" if any(r["args_json"] for r in ranked) else "no run"
+        warn(f"{which} has a readable args.json: the best run's hyper-parameters ({best['run']}) are unknown")
+    if len(tied) > 1:
+        print(
+            f"tie: {len(tied)} runs share the best value ({', '.join(tied)}); the first in path order is reported"
+        )
+    better = [r for r in ranked if (r["metric"] < best["metric"] if lower else r["metric"] > best["metric"])]
+    unknown = [r["run"] for r in better if not r["args_json"] and not r["stopped"]]
+    if unknown and best["args_json"]:
+        warn(
+            f"not ranked first because they have no args.json (hyper-parameters unknown): {', '.join(unknown)}"
+        )
+    stopped = [r["run"] for r in better if r["stopped"]]
+    if stopped:
+        warn(
+            f"not ranked first because training stopped on a non-finite loss (the best of the epochs before it): "
+            f"{', '.join(stopped)}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--same-args"]:
         return same_args_main(argv)
+    if argv[:1] == ["--finished"]:
+        return finished_main(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", help="dataset name as in the search folder, e.g. copa")
     parser.add_argument("model", help="model tag as in the search folder, e.g. roberta")
@@ -409,47 +490,39 @@ def main(argv: list[str] | None = None) -> int:
     lower = lower_is_better(metric)
     if lower:
         warn(f"{metric} is lower-is-better: the smallest best_eval_{metric} is reported")
-    ranked = rank(rows, metric)  # with args.json first; stable: ties stay in path order
-    best = ranked[0]
-    tied = [r["run"] for r in ranked if r["metric"] == best["metric"] and r["args_json"] == best["args_json"]]
-    print(f"best_{metric}: {best['metric']}")
-    print(json.dumps(best["results"]))
-    print(os.path.join(best["path"], "best_results.json"))
-    print("hyper-parameters (args.json): " + " ".join(f"{k}={_fmt(best[k])}" for k in COLUMNS[2:-1]))
-    if not best["args_json"]:
-        warn(f"no run has a readable args.json: the best run's hyper-parameters ({best['run']}) are unknown")
-    if len(tied) > 1:
+    ranked = rank(rows, metric)  # complete runs with args.json first; stable: ties stay in path order
+    all_stopped = ranked[0]["stopped"] is not None
+    if all_stopped:  # never a headline: the table below still lists them
         print(
-            f"tie: {len(tied)} runs share the best value ({', '.join(tied)}); the first in path order is reported"
+            f"error: every run of {args.dataset}-{args.model} with best_eval_{metric} stopped on a non-finite loss: "
+            "no complete run to report; rerun them with a lower --learning_rate (search.sh reruns stopped runs)",
+            file=sys.stderr,
         )
-    unknown = [r for r in rows if not r["args_json"]]
-    if unknown and best["args_json"]:
-        better = [
-            r["run"]
-            for r in unknown
-            if (r["metric"] < best["metric"] if lower else r["metric"] > best["metric"])
-        ]
-        if better:
-            warn(
-                f"not ranked first because they have no args.json (hyper-parameters unknown): {', '.join(better)}"
-            )
+    else:
+        report_best(ranked, metric)
 
     order = "lowest" if lower else "highest"
     print(f"\nall {len(rows)} runs, by best_eval_{metric} ({order} first):")
     print(format_table(ranked, COLUMNS, metric))
-    if unknown:
+    if any(not r["args_json"] for r in rows):
         print("* no readable args.json: hyper-parameters unknown; ranked after every run with args.json")
+    if any(r["stopped"] for r in rows):
+        print(
+            '! stopped by a non-finite loss (best_results.json "stopped"): the best of the epochs before it; ranked '
+            "after every complete run and left out of the means; search.sh runs it again"
+        )
     groups = seed_groups(rows, metric)
     if groups:
         print("\nconfigurations run with several seeds (mean ± std, sample std):")
         for g in groups:
             config = " ".join(f"{k}={_fmt(g[k])}" for k in COLUMNS[2:-1] if k != "seed")
-            print(f"  {g['mean']:.4f} ± {g['std']:.4f}  (n={g['n']}, seeds {g['seeds']})  {config}")
+            left_out = f"; stopped, left out: seeds {g['stopped']}" if g["stopped"] else ""
+            print(f"  {g['mean']:.4f} ± {g['std']:.4f}  (n={g['n']}, seeds {g['seeds']}{left_out})  {config}")
 
     csv_path = args.csv or os.path.join(scanned, "runs.csv")
     write_csv(csv_path, ranked, metric)
     print(f"\nwrote {csv_path}")
-    return 0
+    return 1 if all_stopped else 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@
 # Skipping and resuming: a folder counts as this run's only if its args.json (written by run.py) recorded the same
 # value for every flag this sweep passes (EXTRA_ARGS and extra flags included; output paths and cache flags
 # excepted) and run.py's default for the result-changing flags it does not pass (search.py --same-args, see
-# RESULT_DEFAULTS there). Then it is skipped when it holds best_results.json ("skip (done)"), else run again there.
+# RESULT_DEFAULTS there). Then it is skipped when it holds a complete best_results.json ("skip (done)"), else run
+# again there from scratch (--overwrite_output_dir, passed to every run): unfinished, or stopped by a non-finite
+# loss (best_results.json marked "stopped"; resuming would restore a checkpoint on the way to the divergence).
 # A folder that recorded other arguments (or best_results.json without args.json) is never taken for this run nor
 # overwritten: a warning names the differences and the run goes to <NAME>-2 (then -3 ...), checked the same way.
 # A failed run is reported, the search goes on and exits 1. DRY_RUN=1 prints the commands instead of running
@@ -91,10 +93,16 @@ for lr in $LRS; do
             rc=0 && diffs=$("$CHECK_PYTHON" "$repo/search.py" --same-args "$out" -- "${flags[@]}") || rc=$?
             if ((rc == 0)); then
               if [[ -f "$out/best_results.json" ]]; then
-                echo "skip (done): $out"
-                continue 2
+                rc=0 && why=$("$CHECK_PYTHON" "$repo/search.py" --finished "$out") || rc=$?
+                if ((rc == 0)); then
+                  echo "skip (done): $out"
+                  continue 2
+                elif ((rc != 1)); then
+                  echo "error: could not read $out/best_results.json (exit $rc)" >&2 && exit 2
+                fi
+                echo "warning: running $out again from scratch (--overwrite_output_dir): $why" >&2
               fi
-              break  # this run, unfinished: run it again there
+              break  # this run, unfinished or stopped: run it again there
             elif ((rc != 1 && rc != 3)); then
               echo "error: could not compare $out/args.json with this sweep's arguments (exit $rc)" >&2 && exit 2
             fi

@@ -481,6 +481,49 @@ def test_a_folder_with_other_recorded_arguments_is_not_done(stub, tmp_path):
     assert flag(plain, "--output_dir") == prefix_out + "-3"
 
 
+def test_a_run_stopped_by_a_non_finite_loss_is_run_again_from_scratch(stub, tmp_path):
+    """S10: a folder of this sweep whose best_results.json is marked "stopped" (training/trainer.py
+    save_stopped_results) or unreadable is not done: search.sh runs it again in that folder with
+    --overwrite_output_dir (resuming would restore a checkpoint on the way to the divergence)."""
+    env, _ = stub
+    env = {
+        **env,
+        **{"TASK_NAME": "superglue", "DATASET_NAME": "rte", "LRS": "5e-3", "PSLS": "8", "EPOCHS": "20"},
+        **{"SEEDS": "1 2 3", "OUTPUT_ROOT": str(tmp_path / "ck"), "DRY_RUN": "1"},
+    }
+    search = os.path.join(ROOT, "search_script", "search.sh")
+    proc = run_script(search, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    argvs = [shlex.split(line)[1:] for line in proc.stdout.splitlines() if " run.py " in line]
+    outs = [flag(argv, "--output_dir") for argv in argvs]
+    assert [os.path.basename(o) for o in outs] == [
+        f"rte-20-5e-3-8-prefix-drop0.1-bs16-seed{s}" for s in (1, 2, 3)
+    ]
+    stopped = {
+        "best_epoch": 1,
+        "best_eval_accuracy": 0.9,
+        "stopped": "the training loss became nan at step 33",
+    }
+    for argv, results in zip(
+        argvs, ({"best_epoch": 2, "best_eval_accuracy": 0.6}, stopped, None), strict=True
+    ):
+        text = '{"best_epoch": 3, "best_eval_acc' if results is None else json.dumps(results)
+        finished_run(tmp_path / flag(argv, "--output_dir"), argv[1:-2], results=text)
+    proc = run_script(search, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    again = [shlex.split(line)[1:] for line in proc.stdout.splitlines() if " run.py " in line]
+    assert f"skip (done): {outs[0]}" in proc.stdout
+    assert f"skip (done): {outs[1]}" not in proc.stdout and f"skip (done): {outs[2]}" not in proc.stdout
+    assert [flag(argv, "--output_dir") for argv in again] == outs[1:]  # the same folders, not <name>-2
+    assert all("--overwrite_output_dir" in argv for argv in again)
+    assert (
+        f"warning: running {outs[1]} again from scratch (--overwrite_output_dir): training stopped early "
+        "(the training loss became nan at step 33); if it stops again, lower the learning rate"
+    ) in proc.stderr
+    assert f"warning: running {outs[2]} again from scratch (--overwrite_output_dir): " in proc.stderr
+    assert "unreadable" in proc.stderr
+
+
 def test_generic_search_seeds_extra_args_and_failures(stub, tmp_path):
     env, calls = stub
     env = {
