@@ -17,9 +17,14 @@ when no run has args.json (with a warning).
 METRIC defaults to the registry's `main_metric` for the task named in the runs' args.json (tasks/registry.py);
 without any args.json, for the datasets registered under DATASET (GLUE's and SuperGLUE's rte: accuracy both).
 
-If `<root>/<DATASET>-<MODEL>-search` does not exist, every `best_results.json` under `<root>` (recursively) whose
-args.json names DATASET as --dataset_name is ranked instead (MODEL is then only a label), so `--root` may point at
-any folder of runs.
+If `<root>/<DATASET>-<MODEL>-search` does not exist, every `best_results.json` under `<root>` (recursively, not
+through links to folders) whose args.json names DATASET as --dataset_name and MODEL as the backbone is ranked
+instead, so `--root` may point at any folder of runs. MODEL names the backbone when its words appear in the last
+part of the recorded --model_name_or_path, in any case (`roberta` matches `roberta-large` and
+`/models/roberta-large`; `bert` does not match `roberta-large`), or when the run folder is named
+`<DATASET>-<MODEL>...`. When no run matches, the error lists the backbones of the DATASET runs found. The table and
+runs.csv name each run's backbone; a search folder holding runs of a backbone its MODEL does not name is warned
+about. Each real run folder counts once (a `latest -> s2` link is s2).
 
 Unreadable or metric-less result files and run folders without best_results.json are skipped with a warning.
 Exit code 1 when no run can be ranked; when no run has the metric asked for, the error lists the metrics the runs
@@ -37,11 +42,13 @@ reason when it is missing, unreadable or marked "stopped".
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import glob
 import json
 import math
 import os
+import re
 import stat
 import statistics
 import sys
@@ -58,7 +65,7 @@ HPARAMS = (
     ("hidden_dropout_prob", "model_args", "hidden_dropout_prob"),
     ("prefix_projection", "model_args", "prefix_projection"),
 )
-COLUMNS = ("metric", "best_epoch", *(name for name, _, _ in HPARAMS), "method", "run")
+COLUMNS = ("metric", "best_epoch", *(name for name, _, _ in HPARAMS), "method", "backbone", "run")
 # Shorter headers for the printed table (the CSV keeps the args.json names).
 SHORT = {
     "learning_rate": "lr",
@@ -115,9 +122,11 @@ def read_args(run_dir: str) -> dict:
 
 
 def hyperparameters(run_args: dict | None) -> dict:
-    """The HPARAMS columns and the method ('prefix', 'prompt' or 'finetune') from an args.json dict (read_args)."""
+    """The HPARAMS columns, the method ('prefix', 'prompt' or 'finetune') and the backbone from an args.json dict
+    (read_args)."""
     run_args = run_args or {}
     out = {name: run_args.get(section, {}).get(key) for name, section, key in HPARAMS}
+    out["backbone"] = backbone(run_args)
     model_args = run_args.get("model_args", {})
     if model_args:  # recorded since the method table; older runs: from the flags
         out["method"] = model_args.get("method") or (
@@ -128,27 +137,62 @@ def hyperparameters(run_args: dict | None) -> dict:
     return out
 
 
+def backbone(run_args: dict | None) -> str | None:
+    """The backbone a run used: the last part of its recorded --model_name_or_path ('roberta-large' for
+    'roberta-large', 'FacebookAI/roberta-large' or '/models/roberta-large/'); None when not recorded."""
+    model_args = (run_args or {}).get("model_args")
+    path = model_args.get("model_name_or_path") if isinstance(model_args, dict) else None
+    if not isinstance(path, str) or not path.strip("/"):
+        return None
+    return os.path.basename(path.rstrip("/"))
+
+
+def _words(name: str) -> list[str]:
+    return [w for w in re.split(r"[-_.\s]+", name.lower()) if w]
+
+
+def tag_matches(tag: str, name: str) -> bool:
+    """Whether MODEL `tag` names the backbone `name`: its words (split at - _ . and spaces, any case) appear in a
+    row in the name's. 'roberta' matches 'roberta-large', 'minilm' 'MiniLM-L12-H384-uncased'; 'bert' does not
+    match 'roberta-large' (nor 'distilbert-base')."""
+    want, words = _words(tag), _words(name)
+    return bool(want) and any(words[i : i + len(want)] == want for i in range(len(words) - len(want) + 1))
+
+
 def lower_is_better(metric: str) -> bool:
     return any(metric == name or metric.endswith("_" + name) for name in LOWER_IS_BETTER)
 
 
-def find_run_dirs(root: str, dataset: str, model: str) -> tuple[str, list[str]]:
-    """(the folder scanned, the run folders in sorted path order, each real folder once)."""
+def find_run_dirs(root: str, dataset: str, model: str) -> tuple[str, list[str], dict[str, int]]:
+    """(the folder scanned, the run folders in sorted path order, each real folder once, and the backbones of the
+    DATASET runs left out because they are another model's: {backbone: number of runs})."""
     search_dir = os.path.join(root, f"{dataset}-{model}-search")
     if os.path.isdir(search_dir):  # the original's layout: one folder per run
         runs = [p for p in sorted(glob.glob(os.path.join(search_dir, "*"))) if os.path.isdir(p)]
-        return search_dir, unique_folders(runs)
-    # Any folder of runs: keep those whose args.json names the dataset.
-    runs = []
+        return search_dir, unique_folders(runs), {}
+    # Any folder of runs: keep those whose args.json names the dataset and the model.
+    runs, others, prefix = [], collections.Counter(), _words(f"{dataset}-{model}")
     for run_dir in folders_with_results(root):
         try:
-            name = read_json(os.path.join(run_dir, "args.json"))["data_args"]["dataset_name"]
+            run_args = read_json(os.path.join(run_dir, "args.json"))
+            name = run_args["data_args"]["dataset_name"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             warn(f"skipping {run_dir}: no readable args.json to tell its dataset ({type(e).__name__}: {e})")
             continue
-        if name == dataset:
+        if name != dataset:
+            continue
+        used = backbone(run_args)
+        if used and tag_matches(model, used):
             runs.append(run_dir)
-    return root, unique_folders(runs)
+        elif _words(os.path.basename(run_dir))[: len(prefix)] == prefix:  # named <dataset>-<model>...
+            if used:  # e.g. run_script/run_rte_roberta.sh run with MODEL_NAME_OR_PATH=MiniLM
+                warn(
+                    f"{run_dir}: counted as a {model} run by its folder name, but its args.json records {used}"
+                )
+            runs.append(run_dir)
+        else:
+            others[used or "model not recorded"] += 1
+    return root, unique_folders(runs), dict(others)
 
 
 def folders_with_results(root: str) -> list[str]:
@@ -339,10 +383,10 @@ def format_table(rows: list[dict], columns: tuple[str, ...], metric: str) -> str
 
 
 def seed_groups(rows: list[dict], metric: str) -> list[dict]:
-    """Mean ± std of the metric per configuration (all HPARAMS but seed) that was run with more than one seed;
+    """Mean ± std of the metric per configuration (all HPARAMS but seed, method, backbone) that was run with more than one seed;
     runs without args.json (configuration unknown) are left out, and so are runs stopped by a non-finite loss
     (their seeds are listed under "stopped"). Best mean first."""
-    config_keys = [name for name, _, _ in HPARAMS if name != "seed"] + ["method"]
+    config_keys = [name for name, _, _ in HPARAMS if name != "seed"] + ["method", "backbone"]
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         if not row["args_json"]:
@@ -469,7 +513,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", help="where to write the table (default: <search folder>/runs.csv)")
     args = parser.parse_args(argv)
 
-    scanned, run_dirs = find_run_dirs(args.root, args.dataset, args.model)
+    scanned, run_dirs, others = find_run_dirs(args.root, args.dataset, args.model)
+    found = ", ".join(f"{name} ({n} run{'s' if n > 1 else ''})" for name, n in sorted(others.items()))
+    if not run_dirs and others:  # never another model's runs under this model's name
+        example = next((name for name in sorted(others) if name != "model not recorded"), None)
+        print(
+            f"error: no {args.dataset} run of model {args.model!r} under {args.root} (and no "
+            f"{os.path.join(args.root, f'{args.dataset}-{args.model}-search')}); the {args.dataset} runs there "
+            f"used: {found}"
+            + (f"; e.g. `python search.py {args.dataset} {example} --root {args.root}`" if example else ""),
+            file=sys.stderr,
+        )
+        return 1
+    if others:
+        print(f"note: left out the {args.dataset} runs of other models: {found}", file=sys.stderr)
     metric, rows = load_runs(run_dirs, scanned, args.dataset, args.metric)
     if not rows:
         present = available_metrics(run_dirs)
@@ -487,6 +544,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 1
 
+    mismatched = sorted(
+        {r["backbone"] for r in rows if r["backbone"] and not tag_matches(args.model, r["backbone"])}
+    )
+    if mismatched:  # a search folder is named by its sweep (MODEL_TAG), whatever the runs loaded
+        warn(
+            f"runs in {scanned} used {', '.join(mismatched)}, which the model tag {args.model!r} does not name; "
+            "the backbone column says which run used which"
+        )
     lower = lower_is_better(metric)
     if lower:
         warn(f"{metric} is lower-is-better: the smallest best_eval_{metric} is reported")

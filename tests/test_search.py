@@ -73,14 +73,18 @@ def test_picks_the_best_run_and_reports_hyperparameters_from_args_json(tmp_path,
     assert out[2] == str(search_dir / "copa-40-5e-3-4" / "best_results.json")
     assert out[3] == (
         "hyper-parameters (args.json): learning_rate=0.009 pre_seq_len=16 num_train_epochs=120 "
-        "seed=44 per_device_train_batch_size=16 hidden_dropout_prob=0.1 prefix_projection=False method=prefix"
+        "seed=44 per_device_train_batch_size=16 hidden_dropout_prob=0.1 prefix_projection=False method=prefix "
+        "backbone=roberta-large"
     )
     table = out[out.index("all 3 runs, by best_eval_accuracy (highest first):") + 1 :][:4]
-    assert table[0].split() == "accuracy best_epoch lr psl epochs seed bs dropout proj method run".split()
+    assert (
+        table[0].split()
+        == "accuracy best_epoch lr psl epochs seed bs dropout proj method backbone run".split()
+    )
     assert [line.split() for line in table[1:]] == [
-        "0.92 78 0.009 16 120 44 16 0.1 False prefix copa-40-5e-3-4".split(),
-        "0.85 1 0.01 8 60 11 16 0.1 False prefix copa-60-5e-3-4".split(),
-        "0.7 1 0.005 4 20 11 16 0.1 False prefix copa-20-5e-3-4".split(),
+        "0.92 78 0.009 16 120 44 16 0.1 False prefix roberta-large copa-40-5e-3-4".split(),
+        "0.85 1 0.01 8 60 11 16 0.1 False prefix roberta-large copa-60-5e-3-4".split(),
+        "0.7 1 0.005 4 20 11 16 0.1 False prefix roberta-large copa-20-5e-3-4".split(),
     ]
 
 

@@ -144,7 +144,13 @@ def test_s7_args_json_with_wrong_typed_sections_means_hyperparameters_unknown(tm
     make_run(other / "good", acc(0.6))
     make_run(other / "bad", acc(0.9))
     (other / "bad" / "args.json").write_text(
-        json.dumps({"data_args": {"dataset_name": "copa"}, "training_args": 5})
+        json.dumps(
+            {
+                "data_args": {"dataset_name": "copa"},
+                "model_args": {"model_name_or_path": "roberta-large"},
+                "training_args": 5,
+            }
+        )
     )
     assert search.main(["copa", "roberta", "accuracy", "--root", str(other)]) == 0
     captured = capsys.readouterr()
