@@ -200,7 +200,8 @@ def test_missing_data_names_the_expected_layout(tiny_bert, tmp_path):
 def test_model_path_that_does_not_exist(rte_dir, tmp_path):
     result = cli(*argv_for(str(tmp_path / "no-such-model"), rte_dir, str(tmp_path / "o")))
     assert result.returncode != 0
-    assert "cannot load a model config from" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"--model_name_or_path {str(tmp_path / 'no-such-model')!r} is not a folder here" in result.stderr
 
 
 def test_model_dir_without_tokenizer(tiny_bert, rte_dir, tmp_path):

@@ -209,11 +209,10 @@ def test_eval_only_needs_only_the_validation_file(tiny_bert, tmp_path):
             "--output_dir",
             str(tmp_path / "out"),
             "--do_eval",
-            "--prefix",
             "--report_to",
             "none",
         ]
-    )
+    )  # fine-tuning: an eval-only --prefix run needs --ptuning_checkpoint (tests/test_no_silent_answers.py)
     assert results["eval_samples"] == 6
 
 

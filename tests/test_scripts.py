@@ -290,11 +290,13 @@ def test_recipe_script_runs_the_benchmarks_best(name, stub, tmp_path):
 
     dataset = RECIPE[name]
     env, calls = stub
-    assert run_script(script(name), {**env, "MODEL_NAME_OR_PATH": "/m"}, tmp_path).returncode == 0
+    model = tmp_path / "m"  # a local model path must exist (no Hub look-up for a path)
+    model.mkdir()
+    assert run_script(script(name), {**env, "MODEL_NAME_OR_PATH": str(model)}, tmp_path).returncode == 0
     [argv] = calls()
     model_args, data_args, training_args, _ = get_args(argv[1:])
     best = tta.variant_options(dataset, "best")
-    assert model_args.method == "prefix" and model_args.model_name_or_path == "/m"
+    assert model_args.method == "prefix" and model_args.model_name_or_path == str(model)
     assert (data_args.task_name, data_args.dataset_name) == ("ner", dataset)
     assert model_args.pre_seq_len == best["pre_seq_len"]
     assert model_args.prefix_init == best.get("prefix_init", "normal")
@@ -317,10 +319,12 @@ def test_recipe_script_without_the_packaged_model_says_how_to_get_it(stub, tmp_p
 
 def test_environment_overrides_and_extra_flags(stub, tmp_path):
     env, calls = stub
-    env = {**env, "MODEL_NAME_OR_PATH": "/models/my roberta", "OUTPUT_DIR": str(tmp_path / "out dir")}
+    model = tmp_path / "models" / "my roberta"
+    model.mkdir(parents=True)
+    env = {**env, "MODEL_NAME_OR_PATH": str(model), "OUTPUT_DIR": str(tmp_path / "out dir")}
     assert run_script(script("rte_roberta"), env, tmp_path, "--max_train_samples", "8").returncode == 0
     model_args, data_args, training_args, _ = get_args(calls()[0][1:])
-    assert model_args.model_name_or_path == "/models/my roberta"
+    assert model_args.model_name_or_path == str(model)
     assert training_args.output_dir == str(tmp_path / "out dir")
     assert data_args.max_train_samples == 8
 
