@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 
@@ -79,8 +80,6 @@ def finished(tiny_bert, rte_dir, tmp_path_factory):
 
 
 def copy_of(finished, tmp_path):
-    import shutil
-
     out = str(tmp_path / "run")
     shutil.copytree(finished, out)
     return out
@@ -181,6 +180,38 @@ def test_resume_skips_a_damaged_newest_checkpoint(finished, tiny_bert, rte_dir, 
     assert f"Skipping the damaged checkpoint {newest}" in logged.text
     assert "Resuming training from " + os.path.join(out, "checkpoint-12") in logged.text
     assert read(out) == reference  # the same result as the uninterrupted run
+
+
+def test_rerunning_with_another_ptuning_checkpoint_is_refused(finished, tiny_bert, rte_dir, tmp_path):
+    """--ptuning_checkpoint is a training run's starting point: resuming a run that started elsewhere would mix two
+    runs (reliability-2 N14)."""
+    out = copy_of(finished, tmp_path)
+    before = read(out, "args.json")
+    start = os.path.join(finished, "best_model")
+    with pytest.raises(
+        RunFolderError, match=rf"--ptuning_checkpoint: None \(recorded\) vs '{start}' \(now\)"
+    ):
+        run.main(argv(tiny_bert, rte_dir, out, "--ptuning_checkpoint", start))
+    assert read(out, "args.json") == before
+
+
+def test_a_sweep_takes_a_finished_run_for_its_own_only_with_the_same_arguments(tiny_bert, rte_dir, tmp_path):
+    """search.py --same-args parses the sweep's run.py flags with run.py's parser: the payload equals the args.json
+    run.py wrote (metric_for_best_model resolved as run.py resolves it), and a left-out flag is a difference."""
+    out = str(tmp_path / "best-at-end")
+    flags = argv(tiny_bert, rte_dir, out, "--num_train_epochs", "1", "--load_best_model_at_end")
+    run.main(flags)
+    assert read(out, "args.json")["training_args"]["metric_for_best_model"] == "accuracy"
+    i = flags.index("--output_dir")
+    sweep = flags[:i] + flags[i + 2 :]  # search.sh adds --output_dir to the run.py call only
+    assert run_folder.args_differences(out, sweep) == []
+    assert run_folder.args_differences(out, [*sweep, "--weight_decay", "0.1"]) == [
+        "--weight_decay: recorded 0.0, this sweep '0.1'"
+    ]
+    i = sweep.index("--max_seq_length")
+    assert run_folder.args_differences(out, sweep[:i] + sweep[i + 2 :]) == [
+        "--max_seq_length: recorded 32, this sweep leaves the default 128"
+    ]
 
 
 def test_a_garbage_ptuning_checkpoint_is_one_error_naming_the_file(finished, tiny_bert, rte_dir, tmp_path):

@@ -27,17 +27,32 @@ RUN_OUTPUTS = (
     "model.safetensors", "config.json", "tokenizer*.json", "special_tokens_map.json", "vocab.*", "merges.txt",
     "spm.model", "sentencepiece.bpe.model", "added_tokens.json", "checkpoint-*", "best_model", "runs",
 )  # fmt: skip
-# Arguments that do not change what a run computes: they may differ between a run and its resumption.
-NOT_IDENTITY = {
-    "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "logging_dir", "logging_steps",
-    "logging_strategy", "logging_first_step", "report_to", "disable_tqdm", "run_name", "save_strategy",
-    "save_steps", "save_total_limit", "do_eval", "do_predict", "per_device_eval_batch_size", "eval_batch_size",
-    "eval_test_every_epoch", "group_eval_by_length", "dataloader_num_workers", "cache_dir", "overwrite_cache",
-    "preprocessing_num_workers", "max_predict_samples", "test_file", "eval_accumulation_steps", "log_level",
-    "log_level_replica", "push_to_hub", "hub_model_id", "hub_token", "local_rank", "ddp_backend",
-    "dataloader_pin_memory", "dataloader_persistent_workers", "dataloader_prefetch_factor",
-    "eval_on_start", "include_num_input_tokens_seen", "ptuning_checkpoint",
-}  # fmt: skip
+# Every recorded argument changes what a run computes except these (a run and its resumption, or a finished folder
+# and the sweep cell that would recreate it, may differ in them). One rule for both: `identity`. Reviewed field by
+# field; tests/test_identity.py pins this set and checks that changing any other field is reported.
+NOT_IDENTITY = frozenset({
+    # where the run writes and how it was started
+    "output_dir", "overwrite_output_dir", "resume_from_checkpoint",
+    # logging, reporting, progress bars ("logging_dir": recorded by older transformers)
+    "logging_dir", "logging_steps", "logging_strategy", "logging_first_step", "log_level", "log_level_replica",
+    "log_on_each_node", "report_to", "disable_tqdm", "run_name", "project", "trackio_space_id",
+    "trackio_bucket_id", "trackio_static_space_id", "include_num_input_tokens_seen", "skip_memory_metrics",
+    # saving and the Hub
+    "save_strategy", "save_steps", "save_total_limit", "save_on_each_node", "enable_jit_checkpoint", "push_to_hub",
+    "hub_model_id", "hub_token", "hub_private_repo", "hub_strategy", "hub_always_push", "hub_revision",
+    # evaluation/prediction beside training: the best dev epoch and its test scores do not depend on them
+    "do_eval", "do_predict", "per_device_eval_batch_size", "eval_accumulation_steps", "eval_on_start",
+    "eval_test_every_epoch", "group_eval_by_length", "max_predict_samples", "test_file",
+    # speed only: caches, worker processes, device placement of data, distributed plumbing
+    "cache_dir", "overwrite_cache", "preprocessing_num_workers", "dataloader_num_workers", "dataloader_pin_memory",
+    "dataloader_persistent_workers", "dataloader_prefetch_factor", "dataloader_multiprocessing_context",
+    "torch_empty_cache_steps", "local_rank", "ddp_backend", "ddp_timeout", "ddp_find_unused_parameters",
+    "ddp_bucket_cap_mb",
+    # accepted for old command lines and ignored (arguments.py)
+    "use_auth_token", "dataset_config_name",
+    # not a flag: derived from --prefix/--prompt, which are compared
+    "method",
+})  # fmt: skip
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -102,33 +117,39 @@ def _is_run_output(name: str) -> bool:
 
 
 def read_args(output_dir: str) -> dict | None:
+    """The run's args.json payload ({"model_args": {...}, ...}); None when missing, unreadable or not an object."""
     try:
         with open(os.path.join(output_dir, "args.json")) as f:
-            return json.load(f)
+            payload = json.load(f)
     except (OSError, ValueError):
         return None
+    return payload if isinstance(payload, dict) else None
 
 
-def identity(payload: dict) -> dict:
-    """The result-changing arguments of an args.json payload, flattened to {flag: value}."""
+def identity(payload: dict, also: tuple[str, ...] = ()) -> dict:
+    """The result-changing arguments of an args.json payload, flattened to {flag: value}: every recorded argument
+    except NOT_IDENTITY (`also`: names of NOT_IDENTITY to keep)."""
     flat = {}
     for group in payload.values():
-        for key, value in group.items():
-            if key not in NOT_IDENTITY:
-                flat[key] = value
+        if isinstance(group, dict):
+            for key, value in group.items():
+                if key not in NOT_IDENTITY or key in also:
+                    flat[key] = value
     return flat
 
 
+def differing(recorded: dict, current: dict, also: tuple[str, ...] = ()) -> list[tuple[str, object, object]]:
+    """[(flag, recorded value, current value)] over the result-changing arguments both payloads record: THE identity
+    rule, for resuming (identity_differences) and for sweeps (args_differences). A flag that one version of this
+    project has and the other lacks (its default is the old behaviour) is no difference, so a run started before an
+    upgrade can still be resumed."""
+    old, new = identity(recorded, also), identity(json.loads(json.dumps(current, default=str)), also)
+    return [(key, old[key], new[key]) for key in sorted(set(old) & set(new)) if old[key] != new[key]]
+
+
 def identity_differences(recorded: dict, current: dict) -> list[str]:
-    """['--learning_rate: 0.01 (recorded) vs 0.5 (now)', ...] over the result-changing arguments both record: a
-    flag that one version of this project has and the other lacks (its default is the old behaviour) is no
-    difference, so a run started before an upgrade can still be resumed."""
-    old, new = identity(recorded), identity(json.loads(json.dumps(current, default=str)))
-    return [
-        f"--{key}: {old[key]!r} (recorded) vs {new[key]!r} (now)"
-        for key in sorted(set(old) & set(new))
-        if old[key] != new[key]
-    ]
+    """['--learning_rate: 0.01 (recorded) vs 0.5 (now)', ...]: `differing`, one line per flag."""
+    return [f"--{key}: {old!r} (recorded) vs {new!r} (now)" for key, old, new in differing(recorded, current)]
 
 
 def checkpoint_problem(path: str) -> str | None:
@@ -251,12 +272,10 @@ def clear_previous_run(output_dir: str) -> list[str]:
 
 
 # ---- search.sh: is a finished folder the run this sweep would start? (search.py --same-args) --------------------
-# flags search.sh passes that do not change results (output_dir differs by design).
-IGNORED_FLAGS = frozenset(
-    {"output_dir", "overwrite_output_dir", "overwrite_cache", "logging_dir", "run_name"}
-)
-# result-changing flags a sweep may leave out; a run that recorded another value is not the same run.
-# (section, key): run.py's default (checked against arguments.py in tests/test_search.py).
+# Beyond the identity rule, a finished folder is this sweep's run only if it holds the same results: whether test
+# sets were scored, and on what (a resumed run would score them; a skipped folder would not).
+SWEEP_ALSO = ("do_predict", "max_predict_samples", "test_file")
+# Kept only while search.py imports it (tests/test_search.py reads it); args_differences no longer uses it.
 RESULT_DEFAULTS = {
     ("model_args", "prefix"): False,
     ("model_args", "prompt"): False,
@@ -272,68 +291,66 @@ RESULT_DEFAULTS = {
     ("training_args", "gradient_accumulation_steps"): 1,
     ("training_args", "do_predict"): False,
 }
-RENAMED_FLAGS = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu"}  # as arguments.RENAMED_FLAGS
 
 
-def _flag_values(flags: list[str]) -> dict[str, list[str]]:
-    """run.py flags -> {name: [values]}: `--name v`, `--name=v`, `--name v1 v2`, and `--name` alone (no value)."""
-    out: dict[str, list[str]] = {}
+def run_payload(flags: list[str]) -> dict:
+    """The args.json payload run.py records for the run.py command line `flags` (--output_dir may be left out),
+    parsed by run.py's own parser. RunFolderError (one line) when run.py would refuse the flags."""
+    import contextlib
+    import io
+
+    from arguments import args_payload, get_args
+    from tasks.registry import get_task
+
+    usage = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(usage):
+            model_args, data_args, training_args, *family_args = get_args(list(flags))
+    except SystemExit:  # arguments.get_args: one usage line, then exit 2
+        reason = (usage.getvalue().strip().splitlines() or ["unknown"])[-1].partition("error: ")[2]
+        raise RunFolderError(f"run.py refuses these flags: {reason or usage.getvalue().strip()}") from None
+    # as run.py's run() before it records the arguments: --load_best_model_at_end ranks by the task's main metric
+    if training_args.load_best_model_at_end and not training_args.metric_for_best_model_given:
+        task = get_task(data_args.task_name, data_args.dataset_name).bind_args(family_args)
+        training_args.metric_for_best_model, training_args.greater_is_better = task.main_metric, True
+    payload = args_payload(model_args, data_args, training_args, *family_args)
+    return json.loads(json.dumps(payload, default=str))
+
+
+def _given(flags: list[str]) -> dict[str, str]:
+    """{flag: its text on the command line}, for the messages only (values are compared as run.py parses them)."""
+    from arguments import RENAMED_FLAGS
+
+    values: dict[str, list[str]] = {}
     name = None
     for token in flags:
         if token.startswith("--"):
-            name, eq, value = token[2:].partition("=")
-            name = RENAMED_FLAGS.get(name, name)
-            out[name] = [value] if eq else []
-            if eq:
-                name = None
+            flag, eq, value = token.partition("=")
+            name = RENAMED_FLAGS.get(flag, flag)[2:]
+            values[name] = [value] if eq else []
+            name = None if eq else name
         elif name is not None:
-            out[name].append(token)
-    return out
-
-
-def _same_value(recorded, given: list[str]) -> bool:
-    """Whether the args.json value `recorded` is what the command-line `given` values parse to."""
-    if isinstance(recorded, bool):
-        if not given:
-            return recorded is True
-        return len(given) == 1 and given[0].lower() in (
-            ("true", "yes", "1") if recorded else ("false", "no", "0")
-        )
-    if isinstance(recorded, list):  # e.g. --report_to: "none" is recorded as []
-        return [str(v) for v in recorded] == [g for g in given if g != "none"]
-    if len(given) != 1:
-        return False
-    (value,) = given
-    if recorded is None:
-        return value == "None"
-    if isinstance(recorded, (int, float)):
-        try:
-            return float(value) == float(recorded)
-        except ValueError:
-            return False
-    return str(recorded) == value
+            values[name].append(token)
+    return {name: " ".join(v) or "True" for name, v in values.items()}
 
 
 def args_differences(run_dir: str, flags: list[str]) -> list[str] | None:
-    """How the arguments recorded in run_dir/args.json differ from run.py `flags` (one line each; [] = the same
-    run): every flag given is compared with its recorded value, and each RESULT_DEFAULTS key not given with
-    run.py's default. None when args.json is missing or unreadable."""
+    """How the arguments recorded in run_dir/args.json differ from the run that the run.py command line `flags`
+    would start, one line each ([] = the same run): the identity rule of resuming (`differing`), plus SWEEP_ALSO.
+    None when args.json is missing or unreadable."""
     recorded = read_args(run_dir)
     if recorded is None:
         return None
-    sections = [v for v in recorded.values() if isinstance(v, dict)]
-    given = _flag_values(flags)
+    try:
+        current = run_payload(flags)
+    except RunFolderError as err:
+        return [str(err)]
+    given = _given(flags)
     diffs = []
-    for name, values in given.items():
-        if name in IGNORED_FLAGS:
-            continue
-        found = [section[name] for section in sections if name in section]
-        if not found:
-            diffs.append(f"--{name}: not recorded")
-        elif not _same_value(found[0], values):
-            diffs.append(f"--{name}: recorded {found[0]!r}, this sweep {' '.join(values) or 'True'!r}")
-    for (section, name), default in RESULT_DEFAULTS.items():
-        value = recorded.get(section, {}).get(name, default)
-        if name not in given and value != default:
-            diffs.append(f"--{name}: recorded {value!r}, this sweep leaves the default {default!r}")
+    for key, old, new in differing(recorded, current, SWEEP_ALSO):
+        text = given.get(key, "False" if f"no_{key}" in given else None)
+        if text is None:
+            diffs.append(f"--{key}: recorded {old!r}, this sweep leaves the default {new!r}")
+        else:
+            diffs.append(f"--{key}: recorded {old!r}, this sweep {text!r}")
     return diffs
