@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import torch
@@ -143,6 +144,7 @@ def test_overwrite_output_dir_removes_the_previous_run_and_keeps_other_files(
     finished, tiny_bert, rte_dir, tmp_path
 ):
     out = copy_of(finished, tmp_path)
+    assert "model.safetensors" in os.listdir(out)  # its own weights, beside its args.json: still overwritable
     with open(os.path.join(out, "notes.txt"), "w") as f:
         f.write("keep me")
     run.main(argv(tiny_bert, rte_dir, out, "--overwrite_output_dir", "--save_strategy", "no", "--eval_strategy", "no",
@@ -162,22 +164,70 @@ def test_a_refused_prefix_length_writes_nothing_so_the_corrected_rerun_runs(tiny
     assert os.path.exists(os.path.join(out, "best_results.json"))
 
 
-@pytest.mark.parametrize("damage", ["truncated", "half_written"])
+def flip_a_byte_inside_a_member(path):
+    """Bit-rot in a torch.save zip archive: one byte of its largest member's data inverted (sizes intact, CRC not)."""
+    with zipfile.ZipFile(path) as archive:
+        member = max(archive.infolist(), key=lambda info: info.file_size)
+    with open(path, "r+b") as f:
+        f.seek(member.header_offset + 26)
+        name_len, extra_len = (int.from_bytes(f.read(2), "little") for _ in range(2))
+        at = member.header_offset + 30 + name_len + extra_len + member.file_size // 2
+        f.seek(at)
+        byte = f.read(1)[0]
+        f.seek(at)
+        f.write(bytes([byte ^ 0xFF]))
+
+
+def wipe_the_meta_record(path):
+    """Bit-rot in model.safetensors: the ptuning_meta record's bytes set to 0xff (header and size intact)."""
+    with open(path, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        start, end = json.loads(f.read(header_len))["ptuning_meta"]["data_offsets"]
+    with open(path, "r+b") as f:
+        f.seek(8 + header_len + start)
+        f.write(b"\xff" * (end - start))
+
+
+# damage -> (what to do to checkpoint-18, the problem the warning names)
+DAMAGES = {
+    "truncated": (lambda c: truncate(os.path.join(c, "model.safetensors")), "model.safetensors is truncated"),
+    "half_written": (
+        lambda c: os.remove(os.path.join(c, "trainer_state.json")),
+        "trainer_state.json unreadable",
+    ),
+    "rng_state_truncated": (
+        lambda c: truncate(os.path.join(c, "rng_state.pth"), 100),
+        "rng_state.pth is damaged",
+    ),
+    "rng_state_bit_flip": (
+        lambda c: flip_a_byte_inside_a_member(os.path.join(c, "rng_state.pth")),
+        "rng_state.pth is damaged",
+    ),
+    "meta_record": (
+        lambda c: wipe_the_meta_record(os.path.join(c, "model.safetensors")),
+        "model.safetensors holds a damaged ptuning_meta record",
+    ),
+}
+
+
+def truncate(path, size=None):
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2 if size is None else size)
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
 def test_resume_skips_a_damaged_newest_checkpoint(finished, tiny_bert, rte_dir, tmp_path, damage):
     out = copy_of(finished, tmp_path)
     reference = read(out)
     for name in ("best_results.json", "all_results.json", "train_results.json", "eval_results.json"):
         os.remove(os.path.join(out, name))  # as if killed during the last save
     newest = os.path.join(out, "checkpoint-18")
-    if damage == "truncated":
-        path = os.path.join(newest, "model.safetensors")
-        with open(path, "r+b") as f:
-            f.truncate(os.path.getsize(path) // 2)
-    else:
-        os.remove(os.path.join(newest, "trainer_state.json"))
+    damage_it, problem = DAMAGES[damage]
+    damage_it(newest)
+    assert run_folder.checkpoint_problem(newest).startswith(problem)
     with warnings_of("training.run_folder") as logged:
         run.main(argv(tiny_bert, rte_dir, out))
-    assert f"Skipping the damaged checkpoint {newest}" in logged.text
+    assert f"Skipping the damaged checkpoint {newest}: {problem}" in logged.text
     assert "Resuming training from " + os.path.join(out, "checkpoint-12") in logged.text
     assert read(out) == reference  # the same result as the uninterrupted run
 
@@ -212,6 +262,73 @@ def test_a_sweep_takes_a_finished_run_for_its_own_only_with_the_same_arguments(t
     assert run_folder.args_differences(out, sweep[:i] + sweep[i + 2 :]) == [
         "--max_seq_length: recorded 32, this sweep leaves the default 128"
     ]
+
+
+def test_an_explicit_checkpoint_is_checked_against_its_own_run(finished, tmp_path):
+    """--resume_from_checkpoint OTHER/checkpoint-N: compared with OTHER/args.json by the identity rule (N13)."""
+    recorded = run_folder.read_args(finished)
+    checkpoint = os.path.join(finished, "checkpoint-12")
+    fresh = str(tmp_path / "fresh")
+
+    def args(**training):
+        return {**recorded, "training_args": {**recorded["training_args"], "output_dir": fresh, **training}}
+
+    claim = run_folder.claim_for_training
+    assert claim(fresh, False, args()) is None  # no --resume_from_checkpoint: as before
+    assert claim(fresh, False, args(), resume_from_checkpoint=checkpoint) == checkpoint
+    with pytest.raises(RunFolderError) as err:
+        claim(fresh, False, args(learning_rate=0.5), resume_from_checkpoint=checkpoint)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(
+        f"--resume_from_checkpoint {checkpoint!r} belongs to a run"
+    )
+    assert (
+        os.path.join(finished, "args.json") in message
+        and "--learning_rate: 0.05 (recorded) vs 0.5 (now)" in message
+    )
+    # a checkpoint whose run has no args.json to check against
+    orphan = str(tmp_path / "orphan" / "checkpoint-12")
+    shutil.copytree(checkpoint, orphan)
+    with pytest.raises(RunFolderError, match=r"its run folder .*orphan' has no readable args.json"):
+        claim(fresh, False, args(), resume_from_checkpoint=orphan)
+    # a damaged one, one that is not there
+    truncate(os.path.join(orphan, "rng_state.pth"), 100)
+    with pytest.raises(RunFolderError, match="cannot be resumed from: rng_state.pth is damaged"):
+        claim(fresh, False, args(), resume_from_checkpoint=orphan)
+    with pytest.raises(RunFolderError, match="is not a folder"):
+        claim(fresh, False, args(), resume_from_checkpoint=str(tmp_path / "nothing"))
+
+
+def test_an_explicit_checkpoint_survives_overwrite_or_is_refused(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    recorded = run_folder.read_args(out)
+    claim = run_folder.claim_for_training
+    inside = os.path.join(out, "checkpoint-12")
+    with pytest.raises(
+        RunFolderError, match="which --overwrite_output_dir would clear before resuming from it"
+    ):
+        claim(out, True, recorded, resume_from_checkpoint=inside)
+    assert os.path.isdir(inside)
+    # HF's True (on the command line: "True") = the newest checkpoint of output_dir; the identity rule still applies
+    assert claim(out, False, recorded, resume_from_checkpoint="True") == os.path.join(out, "checkpoint-18")
+    with pytest.raises(RunFolderError, match="resumes the newest checkpoint of .* which holds none"):
+        claim(str(tmp_path / "empty"), False, recorded, resume_from_checkpoint=True)
+    with pytest.raises(RunFolderError, match="which --overwrite_output_dir would delete"):
+        claim(out, True, recorded, resume_from_checkpoint="true")
+
+
+def test_overwrite_output_dir_refuses_a_model_folder(tiny_bert, rte_dir, tmp_path):
+    """--output_dir = a copy of a HF backbone with --overwrite_output_dir: its model.safetensors would be replaced
+    by this run's prefix (reliability-2 N16)."""
+    out = str(tmp_path / "backbone")
+    shutil.copytree(tiny_bert, out)
+    before = {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)}
+    with pytest.raises(RunFolderError) as err:
+        run.main(argv(tiny_bert, rte_dir, out, "--overwrite_output_dir"))
+    message = str(err.value)
+    assert "\n" not in message and "holds a model (config.json, model.safetensors" in message
+    assert message.endswith("choose another --output_dir.")
+    assert {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)} == before
 
 
 def test_a_garbage_ptuning_checkpoint_is_one_error_naming_the_file(finished, tiny_bert, rte_dir, tmp_path):

@@ -154,7 +154,9 @@ def identity_differences(recorded: dict, current: dict) -> list[str]:
 
 def checkpoint_problem(path: str) -> str | None:
     """Why a checkpoint-N folder cannot be resumed from (None when it looks intact): a kill during saving leaves it
-    without trainer_state.json, a truncated copy leaves a safetensors file whose header or data is cut."""
+    without trainer_state.json; a truncated copy leaves a safetensors file whose header or data is cut, or a torch.save
+    archive (optimizer, scheduler, scaler, rng_state) without its end; bit-rot breaks an archive member's CRC or the
+    model's ptuning_meta record."""
     state = os.path.join(path, "trainer_state.json")
     try:
         with open(state) as f:
@@ -164,22 +166,38 @@ def checkpoint_problem(path: str) -> str | None:
     weights = os.path.join(path, "model.safetensors")
     if not os.path.exists(weights):
         return "no model.safetensors"
-    problem = safetensors_problem(weights)
+    problem = safetensors_problem(weights) or meta_problem(weights)
     if problem:
         return f"model.safetensors {problem}"
-    for name in (
-        "optimizer.pt",
-        "scheduler.pt",
-    ):  # torch.save files are zip archives: check every member's CRC
-        file = os.path.join(path, name)
-        if os.path.exists(file):
+    # what the Trainer torch.loads on resume (optimizer.pt, scheduler.pt, scaler.pt, rng_state[_N].pth): zip
+    # archives, so every member's CRC can be checked without unpickling anything
+    for name in sorted(os.listdir(path)):
+        if name.endswith((".pt", ".pth")):
             try:
-                with zipfile.ZipFile(file) as archive:
+                with zipfile.ZipFile(os.path.join(path, name)) as archive:
                     if archive.testzip() is not None:
                         return f"{name} is damaged"
-            except (zipfile.BadZipFile, OSError):
+            except (zipfile.BadZipFile, OSError, EOFError):
                 return f"{name} is damaged"
     return None
+
+
+def meta_problem(path: str) -> str | None:
+    """None when the safetensors file at `path` holds a readable ptuning_meta record (model/checkpoint.py: every
+    checkpoint of this project has one, and resuming decodes it first); else what is wrong."""
+    from safetensors import safe_open
+
+    from model.checkpoint import META_KEY, decode
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            if META_KEY not in f.keys():
+                return f"has no {META_KEY} record"
+            if isinstance(decode(f.get_tensor(META_KEY)), dict):
+                return None
+    except Exception:  # safetensors' SafetensorError derives from Exception only; decode: Unicode/JSON errors
+        pass
+    return f"holds a damaged {META_KEY} record"
 
 
 def safetensors_problem(path: str) -> str | None:
@@ -214,16 +232,36 @@ def newest_intact_checkpoint(output_dir: str) -> str | None:
     return None
 
 
-def claim_for_training(output_dir: str, overwrite: bool, current_args: dict) -> str | None:
+# What marks a model folder (e.g. a copy of a HF backbone): the run's own save would replace these files.
+MODEL_FILES = ("config.json", "*.safetensors", "pytorch_model*.bin", "tf_model.h5", "flax_model.msgpack")
+
+
+def claim_for_training(
+    output_dir: str, overwrite: bool, current_args: dict, resume_from_checkpoint: str | bool | None = None
+) -> str | None:
     """Check that this training run may use `output_dir`; returns the checkpoint to resume from (or None).
 
-    Refuses (RunFolderError) a folder with other files and no checkpoint, and a resume whose recorded arguments
-    differ from this run's. A folder holding only a never-started run's args.json counts as empty."""
+    Refuses (RunFolderError) a folder with other files and no checkpoint, a resume whose recorded arguments differ
+    from this run's, and --overwrite_output_dir over a model folder (model files, no args.json of a run). A folder
+    holding only a never-started run's args.json counts as empty. `resume_from_checkpoint` (--resume_from_checkpoint):
+    a checkpoint-N folder, checked against its own run's args.json with the same rule and returned; True (or "true",
+    as HF: the newest checkpoint of `output_dir`)."""
     entries = _entries(output_dir)
-    if overwrite or not entries or entries == ["args.json"]:
-        return None
-    last = newest_intact_checkpoint(output_dir)
     fixes = "choose another --output_dir, or pass --overwrite_output_dir to discard the previous run"
+    if overwrite:
+        _refuse_to_overwrite_a_model(output_dir, entries)
+    explicit = _explicit_checkpoint(resume_from_checkpoint)
+    if isinstance(explicit, str):
+        _check_explicit_checkpoint(explicit, output_dir, overwrite, current_args)
+    elif explicit and (overwrite or not any(_CHECKPOINT.match(e) for e in entries)):
+        raise RunFolderError(
+            f"--resume_from_checkpoint {resume_from_checkpoint} resumes the newest checkpoint of {output_dir!r}, "
+            f"which {'--overwrite_output_dir would delete' if overwrite else 'holds none'}: leave out one of the two "
+            "flags, or name a checkpoint-N folder."
+        )
+    if overwrite or not entries or entries == ["args.json"]:
+        return explicit if isinstance(explicit, str) else None
+    last = newest_intact_checkpoint(output_dir)
     if last is None:
         raise RunFolderError(
             f"output directory {output_dir!r} exists and is not empty, and holds no intact checkpoint to resume "
@@ -241,8 +279,62 @@ def claim_for_training(output_dir: str, overwrite: bool, current_args: dict) -> 
             f"{output_dir!r} holds a run with other arguments, so resuming it would mix two runs: "
             f"{'; '.join(differences)}. {fixes[0].upper()}{fixes[1:]}."
         )
+    if isinstance(explicit, str):
+        return explicit
     logger.warning("Resuming training from %s (pass --overwrite_output_dir to start afresh).", last)
     return last
+
+
+def _explicit_checkpoint(value: str | bool | None) -> str | bool | None:
+    """--resume_from_checkpoint as HF's Trainer.train takes it: a path, True (the newest checkpoint of output_dir) or
+    nothing; the command line gives strings, so "true"/"false" are the booleans."""
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value or None
+
+
+def _check_explicit_checkpoint(path: str, output_dir: str, overwrite: bool, current_args: dict) -> None:
+    """A checkpoint named by --resume_from_checkpoint must be intact and belong to a run with this run's arguments
+    (its parent folder's args.json, compared by the identity rule), and must outlive --overwrite_output_dir."""
+    flag = f"--resume_from_checkpoint {path!r}"
+    if not os.path.isdir(path):
+        raise RunFolderError(f"{flag} is not a folder: name a checkpoint-N folder of a run.")
+    run_dir = os.path.dirname(os.path.abspath(path))
+    if overwrite and os.path.realpath(run_dir) == os.path.realpath(output_dir):
+        raise RunFolderError(
+            f"{flag} is inside {output_dir!r}, which --overwrite_output_dir would clear before resuming from it: "
+            "leave out --overwrite_output_dir to resume, or --resume_from_checkpoint to start afresh."
+        )
+    problem = checkpoint_problem(path)
+    if problem:
+        raise RunFolderError(f"{flag} cannot be resumed from: {problem}; name an intact checkpoint-N folder.")
+    recorded = read_args(run_dir)
+    if recorded is None:
+        raise RunFolderError(
+            f"{flag}: its run folder {run_dir!r} has no readable args.json to check this run's arguments against; "
+            "resume only checkpoints of runs written by run.py."
+        )
+    differences = identity_differences(recorded, current_args)
+    if differences:
+        raise RunFolderError(
+            f"{flag} belongs to a run with other arguments ({os.path.join(run_dir, 'args.json')}), so resuming it "
+            f"would mix two runs: {'; '.join(differences)}. Rerun with that run's arguments, or leave out "
+            "--resume_from_checkpoint."
+        )
+
+
+def _refuse_to_overwrite_a_model(output_dir: str, entries: list[str]) -> None:
+    """--overwrite_output_dir clears only a run's folder; a model folder (e.g. a copy of a HF backbone) would lose
+    its model.safetensors/config.json to this run's save."""
+    if not entries or read_args(output_dir) is not None:
+        return
+    found = [e for e in entries if any(fnmatch.fnmatch(e, pattern) for pattern in MODEL_FILES)]
+    if found:
+        raise RunFolderError(
+            f"{output_dir!r} holds a model ({', '.join(found[:4])}{' …' if len(found) > 4 else ''}) and no "
+            "readable args.json of a run, so --overwrite_output_dir would replace the model's files with this "
+            "run's: choose another --output_dir."
+        )
 
 
 def refuse_training_folder_for_eval(output_dir: str) -> None:
