@@ -4,7 +4,8 @@ The prediction is the task's own: `task.predictions_to_records` (the rows run.py
 `task.prediction_key` field. The scores come from the logits by head kind:
   sequence classification  {label name: probability}; regression: null (the prediction is the value)
   multiple choice          [probability of each choice]
-  token classification     per word, the probability of its predicted tag (null for words cut by truncation)
+  token classification     per word, the probability of its predicted tag (serving/windows.py gives every word its
+                           logits, so no word is left without one)
   question answering       the answer's score as the task's post-processing reports it (row "score"), else null
 A record the task reads into several raw rows (MultiRC: one per answer option) gets lists, one entry per row, unless
 the task's rows already group them per record.
@@ -19,6 +20,7 @@ from tasks.task_type import TaskType
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis (the labels): (..., labels) -> (..., labels)."""
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -54,9 +56,11 @@ def row_scores(task, logits: list[np.ndarray], features, examples, rows) -> list
     if kind == TaskType.TOKEN_CLASSIFICATION:
         out = []
         for x, labels, words in zip(logits, features["labels"], examples["tokens"], strict=True):
-            p = softmax(x).max(-1)  # (T,)
+            p = softmax(x).max(-1)  # (T, labels) -> (T,)
             kept = [round(float(p[t]), 6) for t, g in enumerate(labels) if g != IGNORE]
-            out.append(kept + [None] * (len(words) - len(kept)))
+            if len(kept) != len(words):  # serving/windows.py gives each word a position: never a null score
+                raise ValueError(f"{len(kept)} tag positions for {len(words)} words.")
+            out.append(kept)
         return out
     return [row.get("score") for row in rows]  # question answering: one row per example
 
