@@ -254,10 +254,14 @@ def claim_for_training(
     if isinstance(explicit, str):
         _check_explicit_checkpoint(explicit, output_dir, overwrite, current_args)
     elif explicit and (overwrite or not any(_CHECKPOINT.match(e) for e in entries)):
+        why = (
+            "--overwrite_output_dir would delete: leave out one of the two flags"
+            if overwrite
+            else "holds none: leave the flag out to start afresh"
+        )
         raise RunFolderError(
             f"--resume_from_checkpoint {resume_from_checkpoint} resumes the newest checkpoint of {output_dir!r}, "
-            f"which {'--overwrite_output_dir would delete' if overwrite else 'holds none'}: leave out one of the two "
-            "flags, or name a checkpoint-N folder."
+            f"which {why}, or name a checkpoint-N folder."
         )
     if overwrite or not entries or entries == ["args.json"]:
         return explicit if isinstance(explicit, str) else None
