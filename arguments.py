@@ -345,6 +345,9 @@ def get_args(argv: list[str] | None = None):
             f"{model_args.method} and head: pass --ptuning_checkpoint <run folder or its best_model/> (or --do_train).",
         )
     task = get_task(data_args.task_name, data_args.dataset_name)
+    if training_args.load_best_model_at_end and not training_args.metric_for_best_model_given:
+        # HF would rank checkpoints by the loss; the original's (and best_results.json's) rule is the main metric
+        training_args.metric_for_best_model, training_args.greater_is_better = task.main_metric, True
     problem = resolve_lr_schedule(training_args, task, argv)
     if problem:
         _usage_error(parser, problem)

@@ -70,14 +70,13 @@ def main(argv: list[str] | None = None) -> dict:
 def run(model_args, data_args, training_args, *family_args) -> dict:
     # -- task (with its family's own arguments bound); resume only the same run, never over another run's records --
     task = get_task(data_args.task_name, data_args.dataset_name).bind_args(family_args)
-    if training_args.load_best_model_at_end and not training_args.metric_for_best_model_given:
-        training_args.metric_for_best_model, training_args.greater_is_better = task.main_metric, True
     last_checkpoint = None
     if training_args.do_train:
         last_checkpoint = claim_for_training(
             training_args.output_dir,
             training_args.overwrite_output_dir,
             args_payload(model_args, data_args, training_args, *family_args),
+            resume_from_checkpoint=training_args.resume_from_checkpoint,  # checked against its own run's args.json
         )
     else:
         refuse_training_folder_for_eval(training_args.output_dir)
@@ -127,9 +126,7 @@ def run(model_args, data_args, training_args, *family_args) -> dict:
     # -- train -----------------------------------------------------------------------------------------------------
     if training_args.do_train:
         try:
-            train_result = trainer.train(
-                resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint
-            )
+            train_result = trainer.train(resume_from_checkpoint=last_checkpoint)
         except NonFiniteLossError as err:  # keep what the finished epochs showed, say exactly what to rerun
             raise NonFiniteLossError(trainer.save_stopped_results(str(err))) from None
         trainer.save_model()  # trainable part only (prefix/prompt + head) unless fine-tuning

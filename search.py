@@ -32,9 +32,10 @@ have. A run stopped by a non-finite loss (best_results.json marked "stopped": th
 listed, marked `!`, ranked after every complete run and left out of the seed means; when every run stopped there
 is no best run and the exit code is 1.
 
-search_script/search.sh also calls `python search.py --same-args RUN_DIR -- RUN.PY FLAGS...` (standard library
-only, fast): exit 0 when RUN_DIR/args.json recorded the same value for every flag given (and the default for each
-of RESULT_DEFAULTS that is not given), 1 with the differences, 3 when there is no readable args.json; and
+search_script/search.sh also calls `python search.py --same-args RUN_DIR -- RUN.PY FLAGS...`: exit 0 when run.py's
+own parser turns FLAGS into the result-changing arguments RUN_DIR/args.json recorded (the resume rule,
+training/run_folder.py; a few seconds: it imports transformers), 1 with the differences, 3 when there is no
+readable args.json; and
 `python search.py --finished RUN_DIR`: exit 0 when RUN_DIR/best_results.json is a complete run's, 1 with the
 reason when it is missing, unreadable or marked "stopped".
 """
@@ -48,7 +49,7 @@ import os
 import statistics
 import sys
 
-from training.run_folder import RESULT_DEFAULTS, args_differences  # noqa: F401  (RESULT_DEFAULTS: tests)
+from training.run_folder import args_differences
 from training.run_records import (  # noqa: F401  (tag_matches: search.tag_matches in tests)
     available_metrics,
     backbone,

@@ -7,9 +7,8 @@
 # hyper-parameter that changes results: <DATASET_NAME>-<epochs>-<lr>-<psl>-<method>-drop<DROPOUT>-bs<BS>
 # [-len<MAX_SEQ_LENGTH>][-proj]-seed<seed>, e.g. copa-20-5e-3-4-prefix-drop0.1-bs16-len128-seed11.
 # Skipping and resuming: a folder counts as this run's only if its args.json (written by run.py) recorded the same
-# value for every flag this sweep passes (EXTRA_ARGS and extra flags included; output paths and cache flags
-# excepted) and run.py's default for the result-changing flags it does not pass (search.py --same-args, see
-# RESULT_DEFAULTS there). Then it is skipped when it holds a complete best_results.json ("skip (done)"), else run
+# result-changing arguments that run.py's own parser gives this sweep's flags (EXTRA_ARGS and extra flags
+# included; output paths, logging and cache flags excepted): the rule run.py resumes by (search.py --same-args). Then it is skipped when it holds a complete best_results.json ("skip (done)"), else run
 # again there from scratch (--overwrite_output_dir, passed to every run): unfinished, or stopped by a non-finite
 # loss (best_results.json marked "stopped"; resuming would restore a checkpoint on the way to the divergence).
 # A folder that recorded other arguments (or best_results.json without args.json) is never taken for this run nor
@@ -18,7 +17,7 @@
 # them (the checks still run). Runs do not save checkpoints (as in the original); add
 # EXTRA_ARGS="--save_strategy epoch --save_total_limit 1" to keep them. NER/SRL: set MAX_SEQ_LENGTH and
 # EXTRA_ARGS="--do_predict --pad_to_max_length False" as in run_script/. MAX_SEQ_LENGTH unset: run.py's default for
-# the family (384 for qa, 128 otherwise). CHECK_PYTHON (default python3) runs the folder check (standard library).
+# the family (384 for qa, 128 otherwise). CHECK_PYTHON (default python, the project's environment) runs the folder check.
 set -euo pipefail
 
 TASK_NAME=${TASK_NAME:?"set TASK_NAME (superglue, glue, ner, srl or qa)"}
@@ -40,7 +39,7 @@ DATA_DIR=${DATA_DIR:-}
 OUTPUT_ROOT=${OUTPUT_ROOT:-checkpoints}
 PYTHON=${PYTHON:-python}
 DRY_RUN=${DRY_RUN:-0}
-CHECK_PYTHON=${CHECK_PYTHON:-python3}
+CHECK_PYTHON=${CHECK_PYTHON:-python}
 repo="$(cd "$(dirname "$0")/.." && pwd)"  # search.py of this checkout, for the folder check
 
 case "$METHOD" in

@@ -292,3 +292,20 @@ def test_every_run_ends_by_printing_where_its_results_are(trained, capsys):
 def test_trainer_output_is_ignored_by_git():
     with open(os.path.join(ROOT, ".gitignore")) as f:
         assert "trainer_output/" in f.read().split()
+
+
+# -- 16. --resume_from_checkpoint is checked against the run that saved it --------------------------------------
+def test_resume_from_another_folders_checkpoint_is_checked_against_its_run(trained, tmp_path):
+    argv, source = trained
+    checkpoint = os.path.join(source, "checkpoint-3")
+
+    def into(folder, *flags):
+        i = argv.index("--output_dir")
+        return [*argv[:i], "--output_dir", str(tmp_path / folder), *argv[i + 2 :], *flags]
+
+    with pytest.raises(run.RunFolderError, match=r"--learning_rate: 0\.005 \(recorded\) vs 0\.01 \(now\)"):
+        run.main(into("other_lr", "--resume_from_checkpoint", checkpoint, "--learning_rate", "1e-2"))
+    assert not os.path.exists(tmp_path / "other_lr" / "args.json")
+    run.main(into("same", "--resume_from_checkpoint", checkpoint))
+    assert read(tmp_path / "same", "best_results.json") == read(source, "best_results.json")
+    assert read(tmp_path / "same", "train_results.json")["train_resumed_from_step"] == 3

@@ -338,13 +338,3 @@ def test_same_args_compares_recorded_arguments(tmp_path, capsys):
     assert "--prefix: recorded True, this sweep leaves the default False" in out
     assert search.main(["--same-args", str(run), "--", *flags, "--max_train_samples", "16"]) == 1
     assert search.main(["--same-args", str(tmp_path / "nothing"), "--", *flags]) == 3
-
-
-def test_result_defaults_are_run_py_defaults(tmp_path):
-    """search.RESULT_DEFAULTS repeats a few run.py defaults (search.py stays free of transformers): keep in step."""
-    argv = "--model_name_or_path m --task_name superglue --dataset_name rte --output_dir".split() + [
-        str(tmp_path)
-    ]
-    sections = dict(zip(("model_args", "data_args", "training_args", "qa_args"), get_args(argv), strict=True))
-    for (section, name), default in search.RESULT_DEFAULTS.items():
-        assert getattr(sections[section], name) == default, name

@@ -371,22 +371,6 @@ def clear_previous_run(output_dir: str) -> list[str]:
 # Beyond the identity rule, a finished folder is this sweep's run only if it holds the same results: whether test
 # sets were scored, and on what (a resumed run would score them; a skipped folder would not).
 SWEEP_ALSO = ("do_predict", "max_predict_samples", "test_file")
-# Kept only while search.py imports it (tests/test_search.py reads it); args_differences no longer uses it.
-RESULT_DEFAULTS = {
-    ("model_args", "prefix"): False,
-    ("model_args", "prompt"): False,
-    ("model_args", "prefix_projection"): False,
-    ("model_args", "prefix_layers"): None,
-    ("model_args", "shift_positions"): True,
-    ("data_args", "max_train_samples"): None,
-    ("data_args", "max_eval_samples"): None,
-    ("data_args", "max_predict_samples"): None,
-    ("data_args", "template_id"): 0,
-    ("data_args", "pad_to_max_length"): True,
-    ("training_args", "max_steps"): -1,
-    ("training_args", "gradient_accumulation_steps"): 1,
-    ("training_args", "do_predict"): False,
-}
 
 
 def run_payload(flags: list[str]) -> dict:
@@ -396,7 +380,6 @@ def run_payload(flags: list[str]) -> dict:
     import io
 
     from arguments import args_payload, get_args
-    from tasks.registry import get_task
 
     usage = io.StringIO()
     try:
@@ -405,10 +388,6 @@ def run_payload(flags: list[str]) -> dict:
     except SystemExit:  # arguments.get_args: one usage line, then exit 2
         reason = (usage.getvalue().strip().splitlines() or ["unknown"])[-1].partition("error: ")[2]
         raise RunFolderError(f"run.py refuses these flags: {reason or usage.getvalue().strip()}") from None
-    # as run.py's run() before it records the arguments: --load_best_model_at_end ranks by the task's main metric
-    if training_args.load_best_model_at_end and not training_args.metric_for_best_model_given:
-        task = get_task(data_args.task_name, data_args.dataset_name).bind_args(family_args)
-        training_args.metric_for_best_model, training_args.greater_is_better = task.main_metric, True
     payload = args_payload(model_args, data_args, training_args, *family_args)
     return json.loads(json.dumps(payload, default=str))
 
