@@ -207,6 +207,10 @@ DAMAGES = {
         lambda c: wipe_the_meta_record(os.path.join(c, "model.safetensors")),
         "model.safetensors holds a damaged ptuning_meta record",
     ),
+    "empty_state": (  # valid JSON, but not a Trainer state: HF's resume would fail with a KeyError
+        lambda c: open(os.path.join(c, "trainer_state.json"), "w").write("{}"),
+        "trainer_state.json holds no global_step",
+    ),
 }
 
 
@@ -229,7 +233,28 @@ def test_resume_skips_a_damaged_newest_checkpoint(finished, tiny_bert, rte_dir, 
         run.main(argv(tiny_bert, rte_dir, out))
     assert f"Skipping the damaged checkpoint {newest}: {problem}" in logged.text
     assert "Resuming training from " + os.path.join(out, "checkpoint-12") in logged.text
+    assert "trying an older one" in logged.text
     assert read(out) == reference  # the same result as the uninterrupted run
+
+
+def test_when_every_checkpoint_is_damaged_the_warning_says_none_is_left(
+    finished, tiny_bert, rte_dir, tmp_path
+):
+    out = copy_of(finished, tmp_path)
+    checkpoints = sorted(e for e in os.listdir(out) if e.startswith("checkpoint-"))
+    for name in checkpoints:
+        os.remove(os.path.join(out, name, "trainer_state.json"))
+    with (
+        warnings_of("training.run_folder") as logged,
+        pytest.raises(RunFolderError, match="no intact checkpoint"),
+    ):
+        run.main(argv(tiny_bert, rte_dir, out))
+    oldest = os.path.join(out, min(checkpoints, key=lambda e: int(e.split("-")[1])))
+    assert (
+        f"Skipping the damaged checkpoint {oldest}: trainer_state.json unreadable (FileNotFoundError); no older "
+        "checkpoint is left." in logged.text
+    )
+    assert logged.text.count("trying an older one") == len(checkpoints) - 1
 
 
 def test_rerunning_with_another_ptuning_checkpoint_is_refused(finished, tiny_bert, rte_dir, tmp_path):

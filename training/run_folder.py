@@ -160,9 +160,11 @@ def checkpoint_problem(path: str) -> str | None:
     state = os.path.join(path, "trainer_state.json")
     try:
         with open(state) as f:
-            json.load(f)
+            record = json.load(f)
     except (OSError, ValueError) as err:
         return f"trainer_state.json unreadable ({type(err).__name__})"
+    if not isinstance(record, dict) or not isinstance(record.get("global_step"), int):
+        return "trainer_state.json holds no global_step"
     weights = os.path.join(path, "model.safetensors")
     if not os.path.exists(weights):
         return "no model.safetensors"
@@ -223,12 +225,13 @@ def newest_intact_checkpoint(output_dir: str) -> str | None:
         (int(m.group(1)), e) for e in _entries(output_dir) if (m := _CHECKPOINT.match(e)) and os.path.isdir(
             os.path.join(output_dir, e))
     )  # fmt: skip
-    for _, name in reversed(steps):
+    for i, (_, name) in enumerate(reversed(steps)):
         path = os.path.join(output_dir, name)
         problem = checkpoint_problem(path)
         if problem is None:
             return path
-        logger.warning("Skipping the damaged checkpoint %s: %s; resuming from an older one.", path, problem)
+        older = "; trying an older one" if i + 1 < len(steps) else "; no older checkpoint is left"
+        logger.warning("Skipping the damaged checkpoint %s: %s%s.", path, problem, older)
     return None
 
 
