@@ -38,7 +38,7 @@ from model.backbones import get_backbone
 from model.checkpoint import read_meta, resolve_checkpoint_dir
 from model.config import MethodConfig, PTuningError
 from model.multi_adapter import MultiAdapterModel, build_on
-from model.utils import load_backbone
+from model.utils import check_model_path, load_backbone
 from serving import outputs, windows
 from tasks import get_task
 from tasks.task_type import TaskType
@@ -97,6 +97,12 @@ class Predictor:
     def __init__(self, model_name_or_path: str, device: str | None = None, attn_implementation: str = "sdpa"):
         self.path = model_name_or_path
         self.device = resolve_device(device)  # before the backbone loads: a bad device fails at once
+        try:
+            check_model_path(
+                "--model_name_or_path", model_name_or_path
+            )  # a missing local path: no Hub retries
+        except ValueError as err:
+            raise PTuningError(str(err)) from None
         try:
             config = AutoConfig.from_pretrained(model_name_or_path)
         except OSError as err:
