@@ -9,7 +9,9 @@ directory, where search.py reads the hyper-parameters of each run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import logging
 import math
@@ -24,6 +26,9 @@ from model.config import MethodArguments
 from model.utils import check_model_path
 from tasks.qa import QuestionAnsweringArguments  # noqa: F401  (re-exported: the original's import path)
 from tasks.registry import FAMILIES, family_arguments, get_task
+from training.flags import RENAMED_FLAGS, given
+from training.run_folder import write_record
+from training.schedules import resolve_lr_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -275,10 +280,6 @@ class PTuningTrainingArguments(TrainingArguments):
         super().__post_init__()
 
 
-# Spellings of old transformers releases that the original's scripts use -> today's name.
-RENAMED_FLAGS = {"--evaluation_strategy": "--eval_strategy", "--no_cuda": "--use_cpu"}
-
-
 def _translate_old_flags(argv: list[str]) -> list[str]:
     out = []
     for arg in argv:
@@ -358,54 +359,6 @@ def get_args(argv: list[str] | None = None):
     return tuple(parsed)
 
 
-def given(argv: list[str], name: str) -> bool:
-    """Whether --name was passed on the command line (as `--name v` or `--name=v`), not left at its default."""
-    return any(arg == f"--{name}" or arg.startswith(f"--{name}=") for arg in argv)
-
-
-# HF flags that shape the learning rate; the project's own schedules (--lr_schedule) replace them.
-HF_SCHEDULE_FLAGS = ("lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps")
-
-
-def resolve_lr_schedule(training_args, task, argv: list[str]) -> str | None:
-    """Make --lr_schedule and HF's --lr_scheduler_type/--warmup_* agree, so no schedule flag is silently ignored;
-    returns the one-line problem when they cannot both be obeyed.
-
-    auto: the family's schedule (task.schedule: HF linear decay with warm-up for SuperGLUE/GLUE, the original's
-    x--lr_decay per epoch without warm-up for NER/SRL/QA); an explicit --lr_scheduler_type then rules instead
-    (--lr_schedule becomes hf). linear: HF's linear decay (--lr_scheduler_type linear). exponential: no HF schedule
-    flag applies. hf: --lr_scheduler_type as given."""
-    explicit = [name for name in HF_SCHEDULE_FLAGS if given(argv, name)]
-    scheduler = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
-    if training_args.lr_schedule == "auto" and given(argv, "lr_scheduler_type"):
-        logger.info(
-            "--lr_scheduler_type %s given: it sets the schedule (--lr_schedule hf).",
-            training_args.lr_scheduler_type,
-        )
-        training_args.lr_schedule = "hf"
-    schedule = task.schedule if training_args.lr_schedule == "auto" else training_args.lr_schedule
-    if schedule == "exponential" and explicit:
-        why = (
-            "the family's default, --lr_schedule auto"
-            if training_args.lr_schedule == "auto"
-            else "--lr_schedule exponential"
-        )
-        return (
-            f"{', '.join('--' + n for n in explicit)} would be ignored: the schedule is the original's x--lr_decay "
-            f"per epoch without warm-up ({why}). Pass --lr_schedule hf (or linear) to use HF's schedule flags."
-        )
-    if (
-        schedule == "linear"
-        and given(argv, "lr_scheduler_type")
-        and training_args.lr_scheduler_type != "linear"
-    ):
-        return (
-            f"--lr_scheduler_type {scheduler} conflicts with --lr_schedule linear: pass "
-            "--lr_schedule hf to use --lr_scheduler_type."
-        )
-    return None
-
-
 def args_payload(model_args, data_args, training_args, *family_args) -> dict:
     """The resolved arguments as args.json records them: one section per dataclass ("qa_args" for QA's)."""
     payload = {
@@ -425,24 +378,17 @@ def save_args(output_dir: str, model_args, data_args, training_args, *family_arg
     """Write the resolved arguments as JSON (args.json) next to the results, atomically and only when they changed;
     returns the path."""
     text = json.dumps(args_payload(model_args, data_args, training_args, *family_args), indent=2, default=str)
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, "args.json")
+    return write_record(os.path.join(output_dir, "args.json"), text)
+
+
+def run_payload(flags: list[str]) -> dict:
+    """The args.json payload run.py records for the run.py command line `flags` (--output_dir may be left out),
+    parsed by run.py's own parser (search.py --same-args). ValueError (one line) when run.py would refuse them."""
+    usage = io.StringIO()
     try:
-        with open(path) as f:
-            if f.read() == text:  # an equal resume: the record stays as it is
-                return path
-    except (OSError, UnicodeDecodeError):
-        pass
-    partial = path + ".partial"  # the folder is locked by this run (RunLock): no other writer
-    try:  # written whole or not at all: a full disk or a kill during the write leaves the old record intact
-        with open(partial, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, path)
-    except OSError as err:  # a full disk, a read-only folder: name the file
-        raise OSError(err.errno, err.strerror, err.filename or path) from err
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-    return path
+        with contextlib.redirect_stderr(usage):
+            parsed = get_args(list(flags))
+    except SystemExit:  # get_args: one usage line, then exit 2
+        reason = (usage.getvalue().strip().splitlines() or ["unknown"])[-1].partition("error: ")[2]
+        raise ValueError(f"run.py refuses these flags: {reason or usage.getvalue().strip()}") from None
+    return json.loads(json.dumps(args_payload(*parsed), default=str))

@@ -1,43 +1,22 @@
 """Pick the best run of a hyper-parameter search and tabulate all of its runs.
 
-Run (from the repo root, after search_script/search*.sh):
-
     python search.py copa roberta                     # metric: the task's main metric
     python search.py rte roberta accuracy --root checkpoints --csv rte.csv
 
-As the original search.py, it reads `<root>/<DATASET>-<MODEL>-search/*/best_results.json` (written by run.py) and
-reports the run with the best `best_eval_<METRIC>`: `best_<METRIC>`, the best-metrics dict and its path. Unlike
-the original, the hyper-parameters are read from each run's `args.json` (not guessed from folder names), every run
-is listed in a table sorted by the metric and written as CSV (default `<search folder>/runs.csv`), configurations
-run with several seeds also get mean ± std, and ties go to the first run in sorted path order. Losses (`loss`,
-`*_loss`) and `runtime` are minimised, every other metric maximised. A run without a readable args.json is listed,
-marked `*`, and ranked after every run with one: its hyper-parameters are unknown, so it is reported as best only
-when no run has args.json (with a warning).
+As the original, it ranks `<root>/<DATASET>-<MODEL>-search/*/best_results.json` by `best_eval_<METRIC>` (default:
+the task's main metric, tasks/registry.py; losses and runtime are minimised) and prints the best run's value, its
+results and path. Unlike the original, hyper-parameters come from each run's args.json; every run is listed in a
+table and written as CSV (default `<search folder>/runs.csv`) with its backbone; configurations run with several
+seeds get mean ± std; ties go to the first run in path order. Without the search folder, the runs under `--root`
+whose args.json names DATASET and a backbone MODEL names (training/run_records.py) are ranked, else exit 1 listing
+the backbones found. Marked and ranked last, never the headline: `*` a run without a readable args.json, `!` a run
+stopped by a non-finite loss (also left out of the means). Unreadable files are skipped with a warning; exit 1 when
+no run can be ranked.
 
-METRIC defaults to the registry's `main_metric` for the task named in the runs' args.json (tasks/registry.py);
-without any args.json, for the datasets registered under DATASET (GLUE's and SuperGLUE's rte: accuracy both).
-
-If `<root>/<DATASET>-<MODEL>-search` does not exist, every `best_results.json` under `<root>` (recursively, not
-through links to folders) whose args.json names DATASET as --dataset_name and MODEL as the backbone is ranked
-instead, so `--root` may point at any folder of runs. MODEL names the backbone when its words appear in the last
-part of the recorded --model_name_or_path, in any case (`roberta` matches `roberta-large` and
-`/models/roberta-large`; `bert` does not match `roberta-large`), or when the run folder is named
-`<DATASET>-<MODEL>...`. When no run matches, the error lists the backbones of the DATASET runs found. The table and
-runs.csv name each run's backbone; a search folder holding runs of a backbone its MODEL does not name is warned
-about. Each real run folder counts once (a `latest -> s2` link is s2).
-
-Unreadable or metric-less result files and run folders without best_results.json are skipped with a warning.
-Exit code 1 when no run can be ranked; when no run has the metric asked for, the error lists the metrics the runs
-have. A run stopped by a non-finite loss (best_results.json marked "stopped": the best of the epochs before it) is
-listed, marked `!`, ranked after every complete run and left out of the seed means; when every run stopped there
-is no best run and the exit code is 1.
-
-search_script/search.sh also calls `python search.py --same-args RUN_DIR -- RUN.PY FLAGS...`: exit 0 when run.py's
-own parser turns FLAGS into the result-changing arguments RUN_DIR/args.json recorded (the resume rule,
-training/run_folder.py; a few seconds: it imports transformers), 1 with the differences, 3 when there is no
-readable args.json; and
-`python search.py --finished RUN_DIR`: exit 0 when RUN_DIR/best_results.json is a complete run's, 1 with the
-reason when it is missing, unreadable or marked "stopped".
+For search_script/search.sh: `python search.py --same-args RUN_DIR -- RUN.PY FLAGS...` exits 0 when run.py's own
+parser turns FLAGS into the result-changing arguments RUN_DIR/args.json recorded (training/flags.py), 1 with the
+differences, 3 without a readable args.json; `python search.py --finished RUN_DIR` exits 0 for a complete run's
+best_results.json, 1 with the reason otherwise.
 """
 
 from __future__ import annotations
@@ -49,13 +28,18 @@ import os
 import statistics
 import sys
 
-from training.run_folder import args_differences
+from training.flags import COLUMNS as COLUMNS_OF_FLAGS
+from training.flags import sweep_differences
+from training.run_folder import read_args as read_recorded_args
 from training.run_records import (  # noqa: F401  (tag_matches: search.tag_matches in tests)
+    ARGS_SECTIONS,
     available_metrics,
     backbone,
     find_run_dirs,
     is_metric_number,
+    lower_is_better,
     not_finite_reason,
+    rank,
     read_args,
     read_json,
     stopped_reason,
@@ -63,36 +47,18 @@ from training.run_records import (  # noqa: F401  (tag_matches: search.tag_match
     warn,
 )
 
-# The hyper-parameters shown for each run: (column, section of args.json, key).
-HPARAMS = (
-    ("learning_rate", "training_args", "learning_rate"),
-    ("pre_seq_len", "model_args", "pre_seq_len"),
-    ("num_train_epochs", "training_args", "num_train_epochs"),
-    ("seed", "training_args", "seed"),
-    ("per_device_train_batch_size", "training_args", "per_device_train_batch_size"),
-    ("hidden_dropout_prob", "model_args", "hidden_dropout_prob"),
-    ("prefix_projection", "model_args", "prefix_projection"),
-)
-COLUMNS = ("metric", "best_epoch", *(name for name, _, _ in HPARAMS), "method", "backbone", "run")
-# Shorter headers for the printed table (the CSV keeps the args.json names).
-SHORT = {
-    "learning_rate": "lr",
-    "pre_seq_len": "psl",
-    "num_train_epochs": "epochs",
-    "per_device_train_batch_size": "bs",
-    "hidden_dropout_prob": "dropout",
-    "prefix_projection": "proj",
-}
-
-# Metrics where smaller is better (matched as the name or its suffix after "_"); every other metric is maximised.
-LOWER_IS_BETTER = ("loss", "runtime")
+# The hyper-parameters shown for each run (the schema's search columns, training/flags.py) and their short headers.
+HPARAMS = tuple(COLUMNS_OF_FLAGS)
+COLUMNS = ("metric", "best_epoch", *HPARAMS, "method", "backbone", "run")
+SHORT = {name: header for name, header in COLUMNS_OF_FLAGS.items() if header != name}
 
 
 def hyperparameters(run_args: dict | None) -> dict:
     """The HPARAMS columns, the method ('prefix', 'prompt' or 'finetune') and the backbone from an args.json dict
     (read_args)."""
     run_args = run_args or {}
-    out = {name: run_args.get(section, {}).get(key) for name, section, key in HPARAMS}
+    sections = [run_args.get(section) for section in ARGS_SECTIONS if isinstance(run_args.get(section), dict)]
+    out = {name: next((sec[name] for sec in sections if name in sec), None) for name in HPARAMS}
     out["backbone"] = backbone(run_args)
     model_args = run_args.get("model_args", {})
     if model_args:  # recorded since the method table; older runs: from the flags
@@ -102,10 +68,6 @@ def hyperparameters(run_args: dict | None) -> dict:
     else:
         out["method"] = None
     return out
-
-
-def lower_is_better(metric: str) -> bool:
-    return any(metric == name or metric.endswith("_" + name) for name in LOWER_IS_BETTER)
 
 
 def default_metric(dataset: str, run_args: dict | None) -> str:
@@ -179,13 +141,6 @@ def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | Non
     return metric, rows
 
 
-def rank(rows: list[dict], metric: str) -> list[dict]:
-    """Complete runs with args.json first, then complete runs without, then runs stopped by a non-finite loss
-    (partial results); within each, best metric first (ties keep path order)."""
-    sign = 1 if lower_is_better(metric) else -1
-    return sorted(rows, key=lambda r: (r["stopped"] is not None, not r["args_json"], sign * r["metric"]))
-
-
 def _fmt(value) -> str:
     """Short text for the table: '?' for unknown, at most 4 significant digits for floats (100.0 -> '100')."""
     if value is None:
@@ -211,10 +166,11 @@ def format_table(rows: list[dict], columns: tuple[str, ...], metric: str) -> str
 
 
 def seed_groups(rows: list[dict], metric: str) -> list[dict]:
-    """Mean ± std of the metric per configuration (all HPARAMS but seed, method, backbone) that was run with more than one seed;
+    """Mean ± std of the metric per configuration (all HPARAMS but seed, method, backbone)
+    that was run with more than one seed;
     runs without args.json (configuration unknown) are left out, and so are runs stopped by a non-finite loss
     (their seeds are listed under "stopped"). Best mean first."""
-    config_keys = [name for name, _, _ in HPARAMS if name != "seed"] + ["method", "backbone"]
+    config_keys = [name for name in HPARAMS if name != "seed"] + ["method", "backbone"]
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         if not row["args_json"]:
@@ -252,6 +208,22 @@ def write_csv(path: str, rows: list[dict], metric: str) -> None:
                 [("" if row[c] is None else row[c]) for c in COLUMNS]
                 + [row["args_json"], row["stopped"] or "", row["path"]]
             )
+
+
+def args_differences(run_dir: str, flags: list[str]) -> list[str] | None:
+    """How run_dir/args.json differs from the run that the run.py command line `flags` would start, parsed by
+    run.py's own parser and compared by the resume rule plus what the sweep scores (training/flags.py); one line each,
+    [] = the same run, None when args.json is missing or unreadable. Imports run.py's arguments (transformers)."""
+    from arguments import run_payload
+
+    recorded = read_recorded_args(run_dir)
+    if recorded is None:
+        return None
+    try:
+        current = run_payload(flags)
+    except ValueError as err:
+        return [str(err)]
+    return sweep_differences(recorded, current, flags)
 
 
 def same_args_main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""The identity rule (training/run_folder.py): every recorded argument that can change a run's results is compared,
+"""The identity rule (training/flags.py): every recorded argument that can change a run's results is compared,
 both when a run resumes a folder (identity_differences) and when a sweep asks whether a finished folder is the run it
 would start (args_differences, through run.py's own parser). Only a reviewed set of arguments is exempt."""
 
@@ -9,9 +9,10 @@ import os
 
 import pytest
 
-from arguments import args_payload, build_parser, get_args, save_args
+from arguments import args_payload, build_parser, get_args, run_payload, save_args
+from search import args_differences
 from training import run_folder
-from training.run_folder import NOT_IDENTITY, args_differences, identity_differences, run_payload
+from training.flags import NOT_IDENTITY, identity_differences
 
 BASE = "--model_name_or_path m --task_name superglue --dataset_name rte --do_train --prefix".split()
 

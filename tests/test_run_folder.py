@@ -17,8 +17,9 @@ import torch
 
 import fixtures
 import run
+import search
 from model.ptuning import PTuningError
-from training import run_folder
+from training import flags, run_folder
 from training.run_folder import RunFolderError, RunLock
 from training.trainer import NonFiniteLossError, PTuningTrainer
 
@@ -279,12 +280,12 @@ def test_a_sweep_takes_a_finished_run_for_its_own_only_with_the_same_arguments(t
     assert read(out, "args.json")["training_args"]["metric_for_best_model"] == "accuracy"
     i = flags.index("--output_dir")
     sweep = flags[:i] + flags[i + 2 :]  # search.sh adds --output_dir to the run.py call only
-    assert run_folder.args_differences(out, sweep) == []
-    assert run_folder.args_differences(out, [*sweep, "--weight_decay", "0.1"]) == [
+    assert search.args_differences(out, sweep) == []
+    assert search.args_differences(out, [*sweep, "--weight_decay", "0.1"]) == [
         "--weight_decay: recorded 0.0, this sweep '0.1'"
     ]
     i = sweep.index("--max_seq_length")
-    assert run_folder.args_differences(out, sweep[:i] + sweep[i + 2 :]) == [
+    assert search.args_differences(out, sweep[:i] + sweep[i + 2 :]) == [
         "--max_seq_length: recorded 32, this sweep leaves the default 128"
     ]
 
@@ -411,13 +412,13 @@ def test_identity_ignores_what_does_not_change_results():
     }
     same = {"model_args": {"pre_seq_len": 4}, "training_args": {"learning_rate": 0.01, "logging_steps": 50}}
     other = {"model_args": {"pre_seq_len": 8}, "training_args": {"learning_rate": 0.01, "logging_steps": 5}}
-    assert run_folder.identity_differences(recorded, same) == []
-    assert run_folder.identity_differences(recorded, other) == ["--pre_seq_len: 4 (recorded) vs 8 (now)"]
+    assert flags.identity_differences(recorded, same) == []
+    assert flags.identity_differences(recorded, other) == ["--pre_seq_len: 4 (recorded) vs 8 (now)"]
     newer = {
         "model_args": {"pre_seq_len": 4, "prefix_init": "normal"},
         "training_args": {"learning_rate": 0.01},
     }
-    assert run_folder.identity_differences(recorded, newer) == []  # a flag added since the run was started
+    assert flags.identity_differences(recorded, newer) == []  # a flag added since the run was started
 
 
 def test_safetensors_problem_reads_header_and_length(tmp_path):

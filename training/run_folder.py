@@ -18,6 +18,8 @@ import socket
 import time
 import zipfile
 
+from training.flags import identity_differences
+
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".run.lock"
@@ -27,32 +29,6 @@ RUN_OUTPUTS = (
     "model.safetensors", "config.json", "tokenizer*.json", "special_tokens_map.json", "vocab.*", "merges.txt",
     "spm.model", "sentencepiece.bpe.model", "added_tokens.json", "checkpoint-*", "best_model", "runs",
 )  # fmt: skip
-# Every recorded argument changes what a run computes except these (a run and its resumption, or a finished folder
-# and the sweep cell that would recreate it, may differ in them). One rule for both: `identity`. Reviewed field by
-# field; tests/test_identity.py pins this set and checks that changing any other field is reported.
-NOT_IDENTITY = frozenset({
-    # where the run writes and how it was started
-    "output_dir", "overwrite_output_dir", "resume_from_checkpoint",
-    # logging, reporting, progress bars ("logging_dir": recorded by older transformers)
-    "logging_dir", "logging_steps", "logging_strategy", "logging_first_step", "log_level", "log_level_replica",
-    "log_on_each_node", "report_to", "disable_tqdm", "run_name", "project", "trackio_space_id",
-    "trackio_bucket_id", "trackio_static_space_id", "include_num_input_tokens_seen", "skip_memory_metrics",
-    # saving and the Hub
-    "save_strategy", "save_steps", "save_total_limit", "save_on_each_node", "enable_jit_checkpoint", "push_to_hub",
-    "hub_model_id", "hub_token", "hub_private_repo", "hub_strategy", "hub_always_push", "hub_revision",
-    # evaluation/prediction beside training: the best dev epoch and its test scores do not depend on them
-    "do_eval", "do_predict", "per_device_eval_batch_size", "eval_accumulation_steps", "eval_on_start",
-    "eval_test_every_epoch", "group_eval_by_length", "max_predict_samples", "test_file",
-    # speed only: caches, worker processes, device placement of data, distributed plumbing
-    "cache_dir", "overwrite_cache", "preprocessing_num_workers", "dataloader_num_workers", "dataloader_pin_memory",
-    "dataloader_persistent_workers", "dataloader_prefetch_factor", "dataloader_multiprocessing_context",
-    "torch_empty_cache_steps", "local_rank", "ddp_backend", "ddp_timeout", "ddp_find_unused_parameters",
-    "ddp_bucket_cap_mb",
-    # accepted for old command lines and ignored (arguments.py)
-    "use_auth_token", "dataset_config_name",
-    # not a flag: derived from --prefix/--prompt, which are compared
-    "method",
-})  # fmt: skip
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -126,30 +102,29 @@ def read_args(output_dir: str) -> dict | None:
     return payload if isinstance(payload, dict) else None
 
 
-def identity(payload: dict, also: tuple[str, ...] = ()) -> dict:
-    """The result-changing arguments of an args.json payload, flattened to {flag: value}: every recorded argument
-    except NOT_IDENTITY (`also`: names of NOT_IDENTITY to keep)."""
-    flat = {}
-    for group in payload.values():
-        if isinstance(group, dict):
-            for key, value in group.items():
-                if key not in NOT_IDENTITY or key in also:
-                    flat[key] = value
-    return flat
-
-
-def differing(recorded: dict, current: dict, also: tuple[str, ...] = ()) -> list[tuple[str, object, object]]:
-    """[(flag, recorded value, current value)] over the result-changing arguments both payloads record: THE identity
-    rule, for resuming (identity_differences) and for sweeps (args_differences). A flag that one version of this
-    project has and the other lacks (its default is the old behaviour) is no difference, so a run started before an
-    upgrade can still be resumed."""
-    old, new = identity(recorded, also), identity(json.loads(json.dumps(current, default=str)), also)
-    return [(key, old[key], new[key]) for key in sorted(set(old) & set(new)) if old[key] != new[key]]
-
-
-def identity_differences(recorded: dict, current: dict) -> list[str]:
-    """['--learning_rate: 0.01 (recorded) vs 0.5 (now)', ...]: `differing`, one line per flag."""
-    return [f"--{key}: {old!r} (recorded) vs {new!r} (now)" for key, old, new in differing(recorded, current)]
+def write_record(path: str, text: str) -> str:
+    """Write `text` to `path` whole or not at all (a full disk or a kill mid-write leaves the old file intact), and
+    not at all when the file already holds it (an equal resume keeps its record untouched); returns the path."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return path
+    except (OSError, UnicodeDecodeError):
+        pass
+    partial = path + ".partial"  # the folder is locked by this run (RunLock): no other writer
+    try:
+        with open(partial, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    except OSError as err:  # a full disk, a read-only folder: name the file
+        raise OSError(err.errno, err.strerror, err.filename or path) from err
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return path
 
 
 def checkpoint_problem(path: str) -> str | None:
@@ -368,67 +343,3 @@ def clear_previous_run(output_dir: str) -> list[str]:
     if removed:
         logger.warning("--overwrite_output_dir: removed the previous run's %s", ", ".join(removed))
     return removed
-
-
-# ---- search.sh: is a finished folder the run this sweep would start? (search.py --same-args) --------------------
-# Beyond the identity rule, a finished folder is this sweep's run only if it holds the same results: whether test
-# sets were scored, and on what (a resumed run would score them; a skipped folder would not).
-SWEEP_ALSO = ("do_predict", "max_predict_samples", "test_file")
-
-
-def run_payload(flags: list[str]) -> dict:
-    """The args.json payload run.py records for the run.py command line `flags` (--output_dir may be left out),
-    parsed by run.py's own parser. RunFolderError (one line) when run.py would refuse the flags."""
-    import contextlib
-    import io
-
-    from arguments import args_payload, get_args
-
-    usage = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(usage):
-            model_args, data_args, training_args, *family_args = get_args(list(flags))
-    except SystemExit:  # arguments.get_args: one usage line, then exit 2
-        reason = (usage.getvalue().strip().splitlines() or ["unknown"])[-1].partition("error: ")[2]
-        raise RunFolderError(f"run.py refuses these flags: {reason or usage.getvalue().strip()}") from None
-    payload = args_payload(model_args, data_args, training_args, *family_args)
-    return json.loads(json.dumps(payload, default=str))
-
-
-def _given(flags: list[str]) -> dict[str, str]:
-    """{flag: its text on the command line}, for the messages only (values are compared as run.py parses them)."""
-    from arguments import RENAMED_FLAGS
-
-    values: dict[str, list[str]] = {}
-    name = None
-    for token in flags:
-        if token.startswith("--"):
-            flag, eq, value = token.partition("=")
-            name = RENAMED_FLAGS.get(flag, flag)[2:]
-            values[name] = [value] if eq else []
-            name = None if eq else name
-        elif name is not None:
-            values[name].append(token)
-    return {name: " ".join(v) or "True" for name, v in values.items()}
-
-
-def args_differences(run_dir: str, flags: list[str]) -> list[str] | None:
-    """How the arguments recorded in run_dir/args.json differ from the run that the run.py command line `flags`
-    would start, one line each ([] = the same run): the identity rule of resuming (`differing`), plus SWEEP_ALSO.
-    None when args.json is missing or unreadable."""
-    recorded = read_args(run_dir)
-    if recorded is None:
-        return None
-    try:
-        current = run_payload(flags)
-    except RunFolderError as err:
-        return [str(err)]
-    given = _given(flags)
-    diffs = []
-    for key, old, new in differing(recorded, current, SWEEP_ALSO):
-        text = given.get(key, "False" if f"no_{key}" in given else None)
-        if text is None:
-            diffs.append(f"--{key}: recorded {old!r}, this sweep leaves the default {new!r}")
-        else:
-            diffs.append(f"--{key}: recorded {old!r}, this sweep {text!r}")
-    return diffs

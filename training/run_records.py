@@ -1,7 +1,8 @@
 """What the run folders of a sweep say about themselves, read defensively for search.py: which folders hold a run
 of a dataset and backbone (each real folder once, links to folders never followed), their best_results.json and
-args.json (regular files only: a FIFO would block), and which metric values can be ranked (finite numbers).
-Problems are warnings on stderr naming the file and the fix; nothing here writes."""
+args.json (regular files only: a FIFO would block), which metric values can be ranked (finite numbers), and the
+ranking order (complete runs with args.json first; losses minimised). Problems are warnings on stderr naming the file
+and the fix; nothing here writes."""
 
 from __future__ import annotations
 
@@ -197,3 +198,18 @@ def available_metrics(run_dirs: list[str]) -> list[str]:
             if k.startswith("best_eval_") and is_metric_number(v)
         )
     return sorted(names)
+
+
+# Metrics where smaller is better (matched as the name or its suffix after "_"); every other metric is maximised.
+LOWER_IS_BETTER = ("loss", "runtime")
+
+
+def lower_is_better(metric: str) -> bool:
+    return any(metric == name or metric.endswith("_" + name) for name in LOWER_IS_BETTER)
+
+
+def rank(rows: list[dict], metric: str) -> list[dict]:
+    """Complete runs with args.json first, then complete runs without, then runs stopped by a non-finite loss
+    (partial results); within each, best metric first (ties keep path order)."""
+    sign = 1 if lower_is_better(metric) else -1
+    return sorted(rows, key=lambda r: (r["stopped"] is not None, not r["args_json"], sign * r["metric"]))
