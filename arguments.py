@@ -19,6 +19,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from model.checkpoint import resolve_checkpoint_dir
@@ -39,6 +40,8 @@ BACKBONE_DTYPES = {"float32": None, "bfloat16": "bf16", "float16": "fp16"}
 @dataclass
 class ModelArguments(MethodArguments):
     """The backbone's arguments; the method's flags (--prefix, --prompt, --pre_seq_len, ...) are MethodArguments."""
+
+    _argument_group_name = "model and method"  # a --help section (HfArgumentParser)
 
     model_name_or_path: str = field(
         metadata={"help": "Path to a local pretrained model directory or a Hub id (e.g. roberta-large)."}
@@ -126,6 +129,7 @@ class ModelArguments(MethodArguments):
 
 @dataclass
 class DataTrainingArguments:
+    _argument_group_name = "data"
     task_name: str = field(metadata={"help": f"Task family, one of: {', '.join(FAMILIES)}."})
     dataset_name: str = field(
         metadata={"help": "Dataset of the family, e.g. rte, boolq, conll2003, squad (see README for all)."}
@@ -214,6 +218,8 @@ class DataTrainingArguments:
 class PTuningTrainingArguments(TrainingArguments):
     """HF TrainingArguments plus the original's knobs that transformers no longer has."""
 
+    _argument_group_name = "HF TrainingArguments (transformers' own; see its docs)"
+
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Allow writing into a non-empty output_dir (else it is refused)."}
     )
@@ -268,6 +274,10 @@ class PTuningTrainingArguments(TrainingArguments):
             existing = os.path.dirname(existing)
         if not os.path.isdir(existing):
             raise ValueError(f"--output_dir {self.output_dir!r}: {existing!r} is a file, not a folder.")
+        if self.dataloader_pin_memory and not torch.accelerator.is_available():
+            self.dataloader_pin_memory = (
+                False  # pinned memory only helps copies to an accelerator (else a warning)
+            )
         if not 0 <= self.seed < 2**32:
             raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}.")
         for name in (
@@ -291,11 +301,36 @@ def _translate_old_flags(argv: list[str]) -> list[str]:
     return out
 
 
+USAGE = (
+    "run.py --model_name_or_path M --task_name FAMILY --dataset_name D [--prefix | --prompt] "
+    "[--do_train] [--do_eval] [--do_predict] [flags]"
+)
+
+
 def build_parser() -> HfArgumentParser:
-    """The three standard dataclasses, then each family's own (tasks.registry.family_arguments())."""
-    return HfArgumentParser(
-        (ModelArguments, DataTrainingArguments, PTuningTrainingArguments, *family_arguments().values())
+    """The three standard dataclasses, then each family's own (tasks.registry.family_arguments()). --help lists the
+    project's flags first, in sections (model and method, data, the project's training flags, each family's), then
+    the ~100 HF TrainingArguments."""
+    parser = HfArgumentParser(
+        (ModelArguments, DataTrainingArguments, PTuningTrainingArguments, *family_arguments().values()),
+        usage=USAGE,
     )
+    # argparse keeps sections and their flags in these lists (no public API to reorder them)
+    hf = next(g for g in parser._action_groups if g.title == PTuningTrainingArguments._argument_group_name)
+    ours = parser.add_argument_group("training (the project's)")
+    own = {f"--{name}" for name in PTuningTrainingArguments.__annotations__}
+    for action in [a for a in hf._group_actions if own & set(a.option_strings)]:
+        hf._group_actions.remove(action)
+        ours._group_actions.append(action)
+    groups = parser._action_groups
+    groups.remove(ours)  # after data, before the families' sections
+    groups.insert(
+        next(i for i, g in enumerate(groups) if g.title == DataTrainingArguments._argument_group_name) + 1,
+        ours,
+    )
+    groups.remove(hf)
+    groups.append(hf)
+    return parser
 
 
 def _usage_error(parser: HfArgumentParser, message: str) -> None:

@@ -61,9 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     with RunLock(training_args.output_dir, enabled=trainer_is_main(training_args)):
         results = run(model_args, data_args, training_args, *family_args)
     if trainer_is_main(training_args):
-        print(
-            f"Results in {os.path.abspath(training_args.output_dir)}: {', '.join(written(training_args.output_dir))}"
-        )
+        print(results_line(training_args.output_dir))
     return results
 
 
@@ -197,13 +195,19 @@ def check_longest_examples(model, features, collator) -> None:
     model.train(was_training)
 
 
-def written(output_dir: str) -> list[str]:
-    """What this run left in output_dir for the user, in the order worth reading."""
-    names = ["best_results.json", "all_results.json", "best_model", "args.json"]
-    found = [n for n in names if os.path.exists(os.path.join(output_dir, n))]
-    if os.path.isdir(output_dir):
-        found += sorted(n for n in os.listdir(output_dir) if n.startswith("predict_results_"))
-    return found or ["nothing"]
+def results_line(output_dir: str) -> str:
+    """The run's last line: where its results are, best_results.json first (what search.py reads)."""
+    folder = os.path.abspath(output_dir)
+    names = [
+        n for n in ("all_results.json", "best_model", "args.json") if os.path.exists(os.path.join(folder, n))
+    ]
+    if os.path.isdir(folder):
+        names += sorted(n for n in os.listdir(folder) if n.startswith("predict_results_"))
+    best = os.path.join(folder, "best_results.json")
+    if os.path.exists(best):
+        return f"Results: {best} (also {', '.join(names)} in {folder})"
+    found = ", ".join(names) or "nothing"
+    return f"Results in {folder}: {found} (no best_results.json: dev was not scored during training)"
 
 
 def os_error_line(err: OSError) -> str:

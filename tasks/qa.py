@@ -51,6 +51,7 @@ from tasks.task_type import TaskType
 
 @dataclass
 class QuestionAnsweringArguments:
+    _argument_group_name = "question answering (--task_name qa)"
     n_best_size: int = field(default=20, metadata={"help": "Start/end candidates kept per window."})
     max_answer_length: int = field(default=30, metadata={"help": "Longest answer span in tokens."})
     version_2_with_negative: bool = field(

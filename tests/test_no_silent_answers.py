@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 
 import arguments
@@ -286,7 +287,9 @@ def test_every_run_ends_by_printing_where_its_results_are(trained, capsys):
     argv, out = trained
     run.main(argv)
     printed = capsys.readouterr().out.strip().splitlines()[-1]
-    assert printed == f"Results in {out}: best_results.json, all_results.json, best_model, args.json"
+    assert (
+        printed == f"Results: {out}/best_results.json (also all_results.json, best_model, args.json in {out})"
+    )
 
 
 def test_trainer_output_is_ignored_by_git():
@@ -309,3 +312,29 @@ def test_resume_from_another_folders_checkpoint_is_checked_against_its_run(train
     run.main(into("same", "--resume_from_checkpoint", checkpoint))
     assert read(tmp_path / "same", "best_results.json") == read(source, "best_results.json")
     assert read(tmp_path / "same", "train_results.json")["train_resumed_from_step"] == 3
+
+
+# -- issue 34 items 4 and 5: --help order, no pin-memory warning on a CPU ---------------------------------------
+def test_help_lists_the_projects_flags_first_in_sections_then_hf():
+    text = arguments.build_parser().format_help()
+    assert text.startswith("usage: run.py --model_name_or_path M --task_name FAMILY --dataset_name D")
+    sections = [
+        line[:-1] for line in text.splitlines() if line and not line.startswith(" ") and line.endswith(":")
+    ]
+    assert sections == [
+        "options",
+        "model and method",
+        "data",
+        "training (the project's)",
+        "question answering (--task_name qa)",
+        "HF TrainingArguments (transformers' own; see its docs)",
+    ]
+    at = {
+        flag: text.index(f"\n  --{flag} ") for flag in ("prefix", "task_name", "lr_schedule", "learning_rate")
+    }
+    assert at["prefix"] < at["task_name"] < at["lr_schedule"] < at["learning_rate"]
+
+
+def test_no_pin_memory_without_an_accelerator(tiny_bert, tmp_path):
+    _, _, training_args, *_ = arguments.get_args(rte_argv(tiny_bert, tmp_path, tmp_path / "o", "--do_train"))
+    assert training_args.dataloader_pin_memory is torch.accelerator.is_available()
