@@ -105,3 +105,17 @@ def shifted_position_ids(row: Backbone, config, input_ids: torch.Tensor, P: int)
     None for a backbone without absolute positions."""
     style = POSITION_STYLES[row.position_style]
     return None if style.shifted_ids is None else style.shifted_ids(config, input_ids, P)
+
+
+def row_position_ids(
+    row: Backbone, config, input_ids: torch.Tensor, offsets: torch.Tensor
+) -> torch.Tensor | None:
+    """`shifted_position_ids` with a shift per row: row r of input_ids (R, T) shifted by offsets[r] (R,); None for a
+    backbone without absolute positions (model/multi_adapter.py: each row shifted by its own adapter's P)."""
+    if POSITION_STYLES[row.position_style].shifted_ids is None:
+        return None
+    positions = torch.empty_like(input_ids)
+    for P in offsets.unique().tolist():
+        rows = (offsets == P).nonzero().squeeze(1)
+        positions[rows] = shifted_position_ids(row, config, input_ids[rows], int(P))
+    return positions  # (R, T)

@@ -2,10 +2,12 @@
 
 MethodArguments — the command-line flags of the method (help on every field, checks in __post_init__). ModelArguments
   (arguments.py) can inherit them, so the method's flags live beside the method. A method is chosen by its boolean
-  flag (METHOD_FLAGS); none set means fine-tuning.
+  flag (METHOD_FLAGS); none set means fine-tuning. Which of the other fields a method reads is its class's `flags`
+  (model/methods.py); a field set for a method that does not read it is refused.
 MethodConfig — the frozen, resolved setting one model is built with: built once by `MethodConfig.from_args(args,
-  config)` (config: the backbone's HF config), kept as `model.method_config` and passed whole. Its fields marked
-  {"checkpoint": True} identify a checkpoint (model/checkpoint.py compares them when loading).
+  config)` (config: the backbone's HF config; the method class resolves its own fields), kept as
+  `model.method_config` and passed whole. Its fields marked {"checkpoint": True} identify a checkpoint
+  (model/checkpoint.py compares them when loading).
 """
 
 from __future__ import annotations
@@ -73,30 +75,46 @@ class MethodArguments:
     )
 
     def __post_init__(self):
-        if sum(bool(getattr(self, name)) for name in self.METHOD_FLAGS) > 1:
-            raise ValueError(
-                "--prefix and --prompt are exclusive: pick P-tuning v2 (--prefix) or prompt tuning."
-            )
-        tuned = self.method != "finetune"
-        if tuned and self.pre_seq_len < 1:
-            raise ValueError(f"--pre_seq_len must be >= 1 with --prefix/--prompt, got {self.pre_seq_len}.")
+        chosen = [name for name in self.METHOD_FLAGS if getattr(self, name)]
+        if len(chosen) > 1:
+            raise ValueError(f"{' and '.join('--' + n for n in chosen)} are exclusive: pick one method.")
+        reads = self.method_class.flags
+        if "pre_seq_len" in reads and self.pre_seq_len < 1:
+            raise ValueError(f"--pre_seq_len must be >= 1 with --{self.method}, got {self.pre_seq_len}.")
         if self.prefix_hidden_size < 1:
             raise ValueError(f"--prefix_hidden_size must be >= 1, got {self.prefix_hidden_size}.")
-        if self.prefix_layers is not None and not self.prefix:
-            raise ValueError("--prefix_layers only applies to --prefix (P-tuning v2).")
+        self._only_for("prefix_layers", None)
         if self.prefix_init not in PREFIX_INITS:
             raise ValueError(f"--prefix_init must be normal, normal1 or tokens, got {self.prefix_init!r}.")
-        if self.prefix_init != "normal" and not tuned:
-            raise ValueError("--prefix_init only applies to --prefix or --prompt.")
-        if self.prefix_dropout is not None and not self.prefix:
-            raise ValueError("--prefix_dropout only applies to --prefix (P-tuning v2).")
+        self._only_for("prefix_init", "normal")
+        self._only_for("prefix_dropout", None)
         if self.prefix_dropout is not None and not 0.0 <= self.prefix_dropout < 1.0:
             raise ValueError(f"--prefix_dropout must be in [0, 1), got {self.prefix_dropout}.")
+
+    def _only_for(self, flag: str, default) -> None:
+        """Refuse --flag changed from its default for a method that does not read it."""
+        if getattr(self, flag) != default and flag not in self.method_class.flags:
+            from model.methods import METHODS
+
+            users = " or ".join(f"--{name}" for name in self.METHOD_FLAGS if flag in METHODS[name].flags)
+            raise ValueError(f"--{flag} only applies to {users}.")
 
     @property
     def method(self) -> str:
         """The name of the chosen method ('prefix', 'prompt', ...) or 'finetune' when no method flag is set."""
         return next((name for name in self.METHOD_FLAGS if getattr(self, name)), "finetune")
+
+    @property
+    def method_class(self):
+        """The chosen method's class in model/methods.py."""
+        from model.methods import METHODS  # model/methods.py imports this module
+
+        return METHODS[self.method]
+
+    @property
+    def trains_backbone(self) -> bool:
+        """Whether the chosen method trains backbone weights (fine-tuning): then they stay float32."""
+        return self.method_class.trains_backbone
 
 
 def parse_layers(spec: str | None, num_layers: int) -> tuple[int, ...]:
@@ -125,7 +143,7 @@ def _id(**metadata):  # a field that identifies a checkpoint
 class MethodConfig:
     """One model's method, resolved against its backbone. Sizes of the backbone come from its HF config, not here."""
 
-    method: str = _id(help="'prefix', 'prompt' or 'finetune' (model/methods.py)")
+    method: str = _id(help="its name in model/methods.py METHODS: 'finetune', 'prefix', 'prompt', ...")
     pre_seq_len: int = _id(help="P, the prefix/prompt length; 0 when fine-tuning")
     prefix_projection: bool = _id(help="prefix through the 2-layer tanh MLP (prefix method only)")
     prefix_hidden_size: int = _id(help="hidden size of that MLP")
@@ -139,21 +157,25 @@ class MethodConfig:
     @classmethod
     def from_args(cls, args, config) -> MethodConfig:
         """From ModelArguments (any object with MethodArguments' fields, `method`, `hidden_dropout_prob` and
-        `attn_implementation`) for a backbone with HF config `config`."""
-        method = args.method
-        prefix = method == "prefix"
+        `attn_implementation`) for a backbone with HF config `config`; the method's class resolves P, the projection
+        and the prefixed layers (model/methods.py `resolve`)."""
+        from model.methods import METHODS  # model/methods.py imports this module
+
         return cls(
-            method=method,
-            pre_seq_len=args.pre_seq_len if method != "finetune" else 0,
-            prefix_projection=bool(args.prefix_projection and prefix),
+            method=args.method,
             prefix_hidden_size=args.prefix_hidden_size,
-            prefix_layers=parse_layers(args.prefix_layers, config.num_hidden_layers) if prefix else (),
             prefix_dropout=args.prefix_dropout,
             prefix_init=args.prefix_init,
             dropout=args.hidden_dropout_prob,
             shift_positions=args.shift_positions,
             attn_implementation=args.attn_implementation,
+            **METHODS[args.method].resolve(args, config),
         )
+
+    @classmethod
+    def from_record(cls, record: dict, **overrides) -> MethodConfig:
+        """From a checkpoint's "method_config" record (model/checkpoint.py; JSON lists back to tuples)."""
+        return cls(**{**record, "prefix_layers": tuple(record["prefix_layers"]), **overrides})
 
     def checkpoint_fields(self) -> dict:
         """The fields that identify a checkpoint, JSON-ready."""

@@ -9,9 +9,9 @@ like any other argument, so a recomputation sees the same depth). DeBERTa (v1 an
 so its attention modules get a small adapter that does the same and gives prefix keys zero relative-position bias,
 as the original's patched copies of modeling_deberta.
 
-Every route takes its layer's prefix through `LayerPrefixes.take`, which counts: the prefix method (model/methods.py)
-compares the count with the number of prefixed layers after each forward, so a backbone whose attention ignores the
-prefix fails loudly.
+Every route takes its layer's prefix through `LayerPrefixes.take`, which counts: the prefix method
+(model/prefix_tuning.py) compares the count with the number of prefixed layers after each forward, training and
+serving alike, so a backbone whose attention ignores the prefix fails loudly.
 
 Why not the cache (`past_key_values`) route the original used: on transformers 5.x that argument is renamed and
 deprecated, the cache object is mutated in place by every layer, gradient checkpointing drops it silently, and
@@ -241,20 +241,35 @@ _ADAPTERS = {
 
 
 class PrefixInjector:
-    """Routes a forward's per-layer prefixes into the backbone's attention.
+    """Routes a forward's per-layer prefixes into the backbone's attention; one per backbone (`attach`).
 
-    `set(prefix_kv)` installs one forward's prefixes and returns the extra forward kwargs (interface route); adapter
-    backbones get them set on their attention modules instead, in layer order. Call it before every backbone
-    forward; `consumed` then says how many layer prefixes attention took in that forward.
+    `set(prefix_kv)` installs the prefixes of the NEXT backbone forward and returns the extra forward kwargs to pass
+    to it (interface route); adapter backbones (DeBERTa) get them set on their attention modules instead, in layer
+    order. A forward pre-hook on the backbone hands them to that one forward and clears them for the next, so a
+    forward without a `set` (a prompt adapter's, a plain one) never sees a prefix left by an earlier one; gradient
+    checkpointing recomputes layers, not the backbone's forward, so a recomputation sees the same prefixes.
+    `consumed` then says how many layer prefixes attention took in that forward.
     """
+
+    @classmethod
+    def attach(
+        cls, backbone, attention: str, attn_implementation: str, shared_layers: bool = False
+    ) -> PrefixInjector:
+        """The backbone's injector: routed on the first call, the same object on every later one (every prefix
+        model on a shared backbone gets it); a later `attn_implementation` switches the stock kernel it wraps."""
+        injector = next((h for h in backbone._forward_pre_hooks.values() if isinstance(h, cls)), None)
+        if injector is None:
+            injector = cls(backbone, attention, attn_implementation, shared_layers)
+            backbone.register_forward_pre_hook(injector)
+        elif attention == "interface":  # as the latest prefix model asks
+            backbone.set_attn_implementation(f"prefix_{attn_implementation}")
+        return injector
 
     def __init__(self, backbone, attention: str, attn_implementation: str, shared_layers: bool = False):
         self.attention = attention
         self.adapted: list[torch.nn.Module] = []
-        self.current: LayerPrefixes | None = None
-        # the backbone's latest injector: a prompt pass on a backbone shared with prefix adapters clears the prefixes
-        # an adapter backbone's modules still hold (model/methods.py PromptTuning, model/multi_adapter.py)
-        backbone._ptuning_injector = self
+        self.current: LayerPrefixes | None = None  # the running (or last) forward's prefixes
+        self.pending: LayerPrefixes | None = None  # set() for the next forward
         if attention == "interface":
             backbone.set_attn_implementation(f"prefix_{attn_implementation}")
             if shared_layers:  # ALBERT
@@ -267,22 +282,23 @@ class PrefixInjector:
             module.forward = types.MethodType(forward, module)
 
     def set(self, prefix_kv: list[LayerPrefix | None] | None) -> dict:
-        """Install this forward's prefixes; returns the kwargs to pass to the backbone."""
-        if prefix_kv is None or isinstance(
-            prefix_kv, LayerPrefixes
-        ):  # a LayerPrefixes may build layers lazily
-            self.current = prefix_kv
-        else:
-            self.current = LayerPrefixes(prefix_kv)
-        if self.attention == "interface":
-            return {} if self.current is None else {"prefix_kv": self.current}
-        if self.current is not None and len(self.current) != len(self.adapted):
+        """Install the next forward's prefixes; returns the kwargs to pass to the backbone."""
+        # a LayerPrefixes may build its layers lazily (model/prefix_tuning.py GatheredPrefixes)
+        lazy = prefix_kv is None or isinstance(prefix_kv, LayerPrefixes)
+        self.pending = prefix_kv if lazy else LayerPrefixes(prefix_kv)
+        if self.adapted and self.pending is not None and len(self.pending) != len(self.adapted):
             raise ValueError(f"{len(prefix_kv)} layer prefixes for {len(self.adapted)} attention layers")
+        if self.attention == "interface" and self.pending is not None:
+            return {"prefix_kv": self.pending}
+        return {}
+
+    def __call__(self, backbone, args) -> None:
+        """The backbone's forward pre-hook: this forward takes the pending prefixes (None: none)."""
+        self.current, self.pending = self.pending, None
         for module in self.adapted:
             module._ptuning_prefixes = self.current
-        return {}
 
     @property
     def consumed(self) -> int:
-        """Layer prefixes that attention took since the last `set`."""
+        """Layer prefixes that attention took in the latest forward."""
         return 0 if self.current is None else self.current.consumed

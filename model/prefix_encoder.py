@@ -7,7 +7,7 @@ import os
 import torch
 from torch import nn
 
-from model.config import PREFIX_INITS, MethodConfig, PTuningError
+from model.config import MethodConfig
 
 
 class PrefixEncoder(nn.Module):
@@ -80,100 +80,7 @@ class PromptEncoder(nn.Module):
         return self.embedding(self.prompt_ids)  # (P, H)
 
 
-# -- --prefix_init: how the prompt starts (PREFIX_INITS in model/config.py) ------------------------------------------
-# "normal"  the original's N(0, config.initializer_range), applied with the head by PTuningModel.init_new_weights;
-#           init_prompt then changes nothing (no random number is drawn), so the default is bit-identical.
-# "normal1" N(0, 1) (the scale an independent prefix-tuning implementation starts from). With --prefix_projection
-#           only the embedding fed to the MLP is redrawn; the MLP keeps its N(0, initializer_range) weights.
-# "tokens"  real tokens, as Li & Liang (2021) initialise prefix-tuning with real words: P vocabulary words sampled
-#           with the seeded global RNG; the prefix of layer l becomes the frozen backbone's own key and value
-#           projections of those words at layer l (the words run alone through the backbone, dropout off,
-#           positions 0..P-1). With --prefix_projection the MLP is fitted to those keys/values (Adam, MSE) starting
-#           from the words' word embeddings; prompt tuning starts from the words' word embeddings (Lester et al.).
-
-# the attention's key / value Linear layers: BERT/RoBERTa/ELECTRA/ALBERT, DeBERTa-v2/v3 (DeBERTa v1 fuses them)
-KEY_VALUE_NAMES = {"key": ("key", "key_proj"), "value": ("value", "value_proj")}
-FIT_STEPS, FIT_LR = 300, 1e-3
-
-
-def init_prompt(
-    model, how: str, token_ids: torch.Tensor | None = None, tokenizer_path: str | None = None
-) -> None:
-    """Re-initialise `model`'s prefix (method 'prefix') or prompt (method 'prompt') according to --prefix_init.
-
-    Runs after the head's init_new_weights. `token_ids` (P,) are the words for "tokens" (default: sampled from the
-    vocabulary of the tokenizer at `tokenizer_path` by `sample_word_ids`); they are kept as `init_token_ids` on the
-    encoder."""
-    if how not in PREFIX_INITS:
-        raise ValueError(f"--prefix_init must be one of {', '.join(PREFIX_INITS)}, got {how!r}")
-    if how == "normal" or model.method == "finetune":
-        return
-    if model.method not in ("prefix", "prompt"):
-        raise PTuningError(f"--prefix_init {how} is defined for --prefix and --prompt, not {model.method!r}")
-    encoder = model.prefix_encoder if model.method == "prefix" else model.prompt_encoder
-    if how == "normal1":
-        nn.init.normal_(encoder.embedding.weight, mean=0.0, std=1.0)
-        return
-    if token_ids is None:
-        token_ids = sample_word_ids(model.config, model.pre_seq_len, tokenizer_path)
-    encoder.init_token_ids = token_ids
-    words = model.backbone.get_input_embeddings().weight[token_ids].detach()  # (P, E)
-    if model.method == "prompt":
-        encoder.embedding.weight.data.copy_(words)
-        return
-    target = token_key_values(model, token_ids)  # (P, 2·L'·H)
-    if not encoder.projection:
-        encoder.embedding.weight.data.copy_(target)
-        return
-    if words.shape[1] == encoder.embedding.embedding_dim:
-        encoder.embedding.weight.data.copy_(words)
-    fit_to(encoder, target)
-
-
-def token_key_values(model, token_ids: torch.Tensor) -> torch.Tensor:
-    """The frozen backbone's key and value projections of `token_ids` run alone, laid out as PrefixEncoder's
-    output: (P, 2·L'·H) = (P, L', key/value, heads, head_dim) flattened, L' = the prefixed layers."""
-    backbone, L, layers = model.backbone, model.config.num_hidden_layers, model.method_config.prefix_layers
-    captured: dict[str, list[torch.Tensor]] = {"key": [], "value": []}
-    hooks = []
-    for name, module in backbone.named_modules():
-        leaf = name.rsplit(".", 1)[-1]
-        for kind, names in KEY_VALUE_NAMES.items():
-            if leaf in names and isinstance(module, nn.Linear):
-                hooks.append(module.register_forward_hook(lambda m, i, out, k=kind: captured[k].append(out)))
-    was_training = backbone.training
-    backbone.eval()
-    if model.injector is not None:
-        model.injector.set(None)  # a plain forward: no prefix
-    try:
-        with torch.no_grad():
-            backbone(input_ids=token_ids[None], attention_mask=torch.ones_like(token_ids[None]))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        backbone.train(was_training)
-    if len(captured["key"]) != L or len(captured["value"]) != L:  # ALBERT's shared layer fires once per depth
-        raise ValueError(
-            f"--prefix_init tokens found {len(captured['key'])} key / {len(captured['value'])} value projections "
-            f"for {L} layers of {model.config.model_type}: it reads the Linear layers {KEY_VALUE_NAMES}; use "
-            "--prefix_init normal or normal1 with this backbone."
-        )
-    keys = torch.stack([captured["key"][layer][0] for layer in layers], dim=1)  # (P, L', H)
-    values = torch.stack([captured["value"][layer][0] for layer in layers], dim=1)  # (P, L', H)
-    return torch.stack([keys, values], dim=2).reshape(len(token_ids), -1)  # (P, L', 2, H) -> (P, 2·L'·H)
-
-
-def fit_to(encoder: PrefixEncoder, target: torch.Tensor) -> float:
-    """Fit the projection encoder's output to `target` (P, 2·L·H) by MSE; returns the final relative error."""
-    optimizer = torch.optim.Adam(encoder.parameters(), lr=FIT_LR)
-    with torch.enable_grad():
-        for _ in range(FIT_STEPS):
-            optimizer.zero_grad()
-            loss = nn.functional.mse_loss(encoder(), target)
-            loss.backward()
-            optimizer.step()
-    with torch.no_grad():
-        return float((encoder() - target).norm() / target.norm())
+# -- --prefix_init tokens (model/methods.py Method.initialise): the words a prompt starts from -------------------
 
 
 def sample_word_ids(config, count: int, tokenizer_path: str | None = None) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """PTuningModel: a backbone encoder + one tuning method, shared by every head (model/heads.py).
 
-The method is a MethodConfig (model/config.py), kept whole as `method_config`; its row in model/methods.py builds the
-method's modules, says what trains and what a checkpoint saves, and runs the encoder pass. The model's state_dict is
-its checkpoint (model/checkpoint.py): the saved part plus a `ptuning_meta` record that loading checks.
+The method is a MethodConfig (model/config.py), kept whole as `method_config`, and the method object its class in
+model/methods.py builds for this model (`method_impl`): it owns the method's modules (registered here under their
+checkpoint names), says what trains and what a checkpoint saves, initialises its prompt and runs the encoder pass.
+The model's state_dict is its checkpoint (model/checkpoint.py): the saved part plus a `ptuning_meta` record that
+loading checks.
 """
 
 from __future__ import annotations
@@ -27,13 +29,11 @@ class PTuningModel(nn.Module):
                 f"unknown method {method_config.method!r}; known: {', '.join(sorted(METHODS))}"
             )
         self.backbone, self.config, self.method_config = backbone, backbone.config, method_config
-        self.method_impl = METHODS[method_config.method]
         self.quirks = get_backbone(self.config)
         # on the prefix and before the head, as the original's one shared dropout module
         self.dropout = nn.Dropout(method_config.dropout)
-        self.injector = None  # the prefix method's PrefixInjector
         self._pretrained = {id(p) for p in backbone.parameters()}  # what post_init must not re-initialise
-        self.method_impl.build(self)
+        self.method_impl = METHODS[method_config.method](self)  # adds its modules (before the head's)
 
     @property
     def method(self) -> str:
@@ -59,10 +59,17 @@ class PTuningModel(nn.Module):
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)
 
-    # -- the encoder pass every head shares ------------------------------------------------------------------------
+    # -- the prefix method's parts, kept for tests/test_backbones.py and benchmarks/gpu_reference.py ----------------
+    @property
+    def injector(self):
+        """The backbone's PrefixInjector when the method routes prefixes through it (model/injection.py), else None."""
+        return getattr(self.method_impl, "injector", None)
+
     def layer_prefixes(self, batch: int, prefix_attention_mask=None) -> list:
-        """The prefix method's per-layer (key, value, mask), key/value (B, heads, P, d); model/prefix_encoder.py."""
-        return self.prefix_encoder.layer_prefixes(batch, prefix_attention_mask, self.dropout)
+        """The prefix method's per-layer (key, value, mask), key/value (B, heads, P, d); model/prefix_tuning.py."""
+        return self.method_impl.layer_prefixes(batch, prefix_attention_mask)
+
+    # -- the encoder pass every head shares ------------------------------------------------------------------------
 
     def encode(
         self,
@@ -73,9 +80,8 @@ class PTuningModel(nn.Module):
         prefix_attention_mask=None,
     ):
         """Backbone hidden states of the real tokens: (B, T, H)."""
-        return self.method_impl.encode(
-            self, input_ids, attention_mask, token_type_ids, position_ids, prefix_attention_mask
-        )
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        return self.method_impl.encode(self.backbone, inputs, position_ids, prefix_attention_mask)
 
     # -- checkpoints (model/checkpoint.py) -------------------------------------------------------------------------
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):

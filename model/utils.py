@@ -10,7 +10,6 @@ from transformers import AutoModel
 
 from model.backbones import get_backbone
 from model.config import MethodConfig
-from model.prefix_encoder import init_prompt
 from tasks.task_type import TaskType  # the head kind lives with the tasks; re-exported here
 
 logger = logging.getLogger(__name__)
@@ -38,9 +37,9 @@ def build_model(backbone, model_args, task_type: TaskType):
     """Wrap an already built backbone (AutoModel) with the method and head that `model_args` select."""
     method_config = MethodConfig.from_args(model_args, backbone.config)  # the method, resolved once
     model = head_class(task_type)(backbone, method_config)
-    # --prefix_init (model/prefix_encoder.py); the default "normal" keeps init_new_weights' draw untouched
+    # --prefix_init (model/methods.py); the default "normal" keeps init_new_weights' draw untouched
     tokenizer_path = model_args.tokenizer_name or model_args.model_name_or_path
-    init_prompt(model, method_config.prefix_init, tokenizer_path=tokenizer_path)
+    model.method_impl.initialise(method_config.prefix_init, backbone, tokenizer_path=tokenizer_path)
     trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
     logger.info(
         "%s: %d trainable parameters of %d (%.3f%%)",

@@ -9,7 +9,8 @@ all of them labelled in mixed batches.
                       adapters=["rte", "ner"])
     # -> [{"prediction": "entailment", "scores": {...}}, {"prediction": ["B-ORG", "O", ...], "scores": [...]}]
 
-A checkpoint is a best_model/ folder of run.py with --prefix or --prompt, or its run folder, which stands for its
+A checkpoint is a best_model/ folder of run.py whose method runs on a shared frozen backbone (--prefix, --prompt:
+model/methods.py `not_servable` is None), or its run folder, which stands for its
 best_model/ (model/checkpoint.py `resolve_checkpoint_dir`). Its meta record says the task, label names, method and
 preprocessing arguments; each record is read and preprocessed by its task's own code (Task.examples_from_records,
 Task.preprocess) and post-processed by it (Task.predictions_to_records). Records longer than --max_seq_length
@@ -37,6 +38,7 @@ from transformers import AutoConfig
 from model.backbones import get_backbone
 from model.checkpoint import read_meta, resolve_checkpoint_dir
 from model.config import MethodConfig, PTuningError
+from model.methods import METHODS
 from model.multi_adapter import MultiAdapterModel, build_on
 from model.utils import check_model_path, load_backbone
 from serving import outputs, windows
@@ -141,10 +143,16 @@ class Predictor:
                 f"checkpoint vs {self.path}): load the backbone it was trained on"
                 + (f" ({record['backbone']})." if record.get("backbone") else ".")
             )
-        if meta.get("method") not in ("prefix", "prompt"):
+        method = METHODS.get(meta.get("method"))
+        if method is None:
             raise PTuningError(
-                f"adapter {name!r} ({checkpoint_dir}) is a fine-tuned model: it does not share a frozen backbone; "
-                "use run.py --do_predict --ptuning_checkpoint with it."
+                f"adapter {name!r} ({checkpoint_dir}) was trained with method {meta.get('method')!r}, which this "
+                f"version does not know (known: {', '.join(METHODS)})."
+            )
+        if method.not_servable is not None:  # it changes the backbone: a shared frozen one cannot run it
+            raise PTuningError(
+                f"adapter {name!r} ({checkpoint_dir}) is {method.not_servable}; use run.py --do_predict "
+                "--ptuning_checkpoint with it."
             )
         missing = [k for k in ("task", "method_config") if k not in meta]
         if missing:
@@ -162,8 +170,8 @@ class Predictor:
             )
         if task.args_class is not None and record.get("task_args") is not None:
             task = task.bind_args([task.args_class(**record["task_args"])])
-        fields = {**meta["method_config"], "prefix_layers": tuple(meta["method_config"]["prefix_layers"])}
-        method_config = MethodConfig(**{**fields, "attn_implementation": self.attn_implementation})
+        attn = self.attn_implementation
+        method_config = MethodConfig.from_record(meta["method_config"], attn_implementation=attn)
         num_labels = meta["num_labels"]
         model = build_on(self.model.backbone, method_config, TaskType[meta["task_type"]], num_labels)
         tensors = load_file(os.path.join(checkpoint_dir, "model.safetensors"))

@@ -83,7 +83,7 @@ def test_the_model_keeps_the_config_whole():
         PTuningForSequenceClassification(backbone, dataclasses.replace(config, method="lora"))
 
 
-# -- a method that trains inside the backbone: the table names its parameters, the checkpoint follows -------------
+# -- a method that trains inside the backbone: the method names its parameters, the checkpoint follows -------------
 class BiasTuning(methods.Method):
     """BitFit-like: the backbone's biases train with the head; nothing is added to the forward."""
 
@@ -94,7 +94,7 @@ class BiasTuning(methods.Method):
 
 
 def test_a_method_that_trains_inside_the_backbone_is_saved_and_restored(monkeypatch):
-    monkeypatch.setitem(methods.METHODS, "bias", BiasTuning())
+    monkeypatch.setitem(methods.METHODS, "bias", BiasTuning)
     config = MethodConfig(
         method="bias", pre_seq_len=0, prefix_projection=False, prefix_hidden_size=512, prefix_layers=()
     )

@@ -117,7 +117,7 @@ def test_an_adapter_on_another_backbone_or_a_fine_tuned_one_is_refused():
     finetuned = build_on(
         bank.backbone, MethodConfig.from_args(ModelArguments(model_name_or_path="t"), other.config), SEQ, 2
     )
-    with pytest.raises(PTuningError, match="only --prefix and --prompt"):
+    with pytest.raises(PTuningError, match="a fine-tuned model: it does not share a frozen backbone"):
         bank.add("y", finetuned)
     with pytest.raises(PTuningError, match="used twice"):
         bank.add("nli", bank.named("nli"))
