@@ -26,7 +26,7 @@ class PTuningError(ValueError):
 @dataclass(kw_only=True)
 class MethodArguments:
     # the boolean flags that choose a method, each named as its row in model/methods.py; none set: fine-tuning
-    METHOD_FLAGS: ClassVar[tuple[str, ...]] = ("prefix", "prompt")
+    METHOD_FLAGS: ClassVar[tuple[str, ...]] = ("prefix", "prompt", "bitfit")
 
     prefix: bool = field(
         default=False,
@@ -35,6 +35,10 @@ class MethodArguments:
     prompt: bool = field(
         default=False,
         metadata={"help": "Shallow prompt tuning baseline (Lester et al.): prompts at the input only."},
+    )
+    bitfit: bool = field(
+        default=False,
+        metadata={"help": "BitFit (Ben Zaken et al., 2022): the backbone's bias terms train with the head."},
     )
     pre_seq_len: int = field(default=4, metadata={"help": "Prefix / prompt length P."})
     prefix_projection: bool = field(
@@ -113,7 +117,7 @@ class MethodArguments:
 
     @property
     def trains_backbone(self) -> bool:
-        """Whether the chosen method trains backbone weights (fine-tuning): then they stay float32."""
+        """Whether the chosen method trains backbone weights (fine-tuning, BitFit): then they stay float32."""
         return self.method_class.trains_backbone
 
 

@@ -4,6 +4,7 @@
   prefix   — P-tuning v2 (model/prefix_tuning.py): a PrefixEncoder gives every (chosen) layer P extra keys and
              values; backbone frozen.
   prompt   — shallow prompt tuning: P vectors prepended to the word embeddings only; backbone frozen.
+  bitfit   — BitFit: the backbone's bias terms train with the head; the forward is the backbone's own.
 
 What a method class says for all its models:
   flags, resolve(args, config)     the MethodArguments fields it reads; its MethodConfig fields resolved against the
@@ -146,6 +147,22 @@ class FineTuning(Method):
 
     def trains(self, name: str) -> bool:
         return True
+
+
+BIAS_NAMES = ("bias", "q_bias", "v_bias")  # DeBERTa v1's fused attention keeps its query/value biases apart
+
+
+@register
+class BitFit(Method):
+    """BitFit (Ben Zaken et al., 2022): every bias term of the backbone trains with the head (LayerNorm biases
+    included, as the paper); the forward is the backbone's own. The checkpoint is those biases and the head."""
+
+    name = "bitfit"
+    trains_backbone = True
+    not_servable = "a BitFit model (it trains the backbone's biases): it does not share a frozen backbone"
+
+    def trains(self, name: str) -> bool:
+        return super().trains(name) or name.rsplit(".", 1)[-1] in BIAS_NAMES
 
 
 @dataclass

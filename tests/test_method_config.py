@@ -83,20 +83,10 @@ def test_the_model_keeps_the_config_whole():
         PTuningForSequenceClassification(backbone, dataclasses.replace(config, method="lora"))
 
 
-# -- a method that trains inside the backbone: the method names its parameters, the checkpoint follows -------------
-class BiasTuning(methods.Method):
-    """BitFit-like: the backbone's biases train with the head; nothing is added to the forward."""
-
-    name = "bias"
-
-    def trains(self, name):
-        return super().trains(name) or name.endswith(".bias")
-
-
-def test_a_method_that_trains_inside_the_backbone_is_saved_and_restored(monkeypatch):
-    monkeypatch.setitem(methods.METHODS, "bias", BiasTuning)
+# -- a method that trains inside the backbone (BitFit): the method names its parameters, the checkpoint follows -------
+def test_a_method_that_trains_inside_the_backbone_is_saved_and_restored():
     config = MethodConfig(
-        method="bias", pre_seq_len=0, prefix_projection=False, prefix_hidden_size=512, prefix_layers=()
+        method="bitfit", pre_seq_len=0, prefix_projection=False, prefix_hidden_size=512, prefix_layers=()
     )
 
     def build(seed):

@@ -1,5 +1,5 @@
 """model/methods.py: each method is an object that owns its modules, what trains and saves, and its forward, served
-or not; the prefix guard when serving; one injector per backbone, no prefix left over.
+or not; BitFit as a registered method; the prefix guard when serving; one injector per backbone, no prefix left over.
 
 Tiny random backbones from configs; nothing is downloaded. Counts are written out by hand from the config sizes."""
 
@@ -8,17 +8,19 @@ import re
 
 import pytest
 import torch
-from transformers import AutoModel, BertConfig
+from safetensors.torch import save_file
+from transformers import AutoConfig, AutoModel, BertConfig
 
 from arguments import ModelArguments
 from model import methods
+from model.checkpoint import META_KEY
 from model.config import MethodConfig, PTuningError
 from model.injection import PrefixInjector
 from model.multi_adapter import MultiAdapterModel, build_on
-from model.utils import TaskType, build_model
+from model.utils import TaskType, build_model, get_model
 from tiny import tiny_config
 
-SEQ = TaskType.SEQUENCE_CLASSIFICATION
+SEQ, TOK = TaskType.SEQUENCE_CLASSIFICATION, TaskType.TOKEN_CLASSIFICATION
 H, L, FFN, LABELS = 32, 2, 64, 3
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,6 +48,119 @@ def batch(seed=0, B=3, T=10):
     return ids, mask
 
 
+# -- BitFit -----------------------------------------------------------------------------------------------------------
+def test_bitfit_is_chosen_by_its_flag_and_resolved_without_a_prompt():
+    args = ModelArguments(model_name_or_path="tiny", bitfit=True, pre_seq_len=8)
+    assert (args.method, args.trains_backbone) == ("bitfit", True)
+    resolved = MethodConfig.from_args(args, tiny_config("bert"))
+    assert (resolved.method, resolved.pre_seq_len, resolved.prefix_layers) == ("bitfit", 0, ())
+    with pytest.raises(ValueError, match="--prefix and --bitfit are exclusive"):
+        ModelArguments(model_name_or_path="tiny", prefix=True, bitfit=True)
+    with pytest.raises(ValueError, match="--prefix_init only applies to --prefix or --prompt"):
+        ModelArguments(model_name_or_path="tiny", bitfit=True, prefix_init="tokens")
+    assert not ModelArguments(model_name_or_path="tiny", prefix=True).trains_backbone
+
+
+def test_bitfit_trains_exactly_the_backbone_biases_and_the_head():
+    model = make(bert(), bitfit=True)
+    # by hand, BERT H=32, L=2, intermediate 64, 3 labels:
+    embeddings = H  # embeddings.LayerNorm.bias
+    # query, key, value, attention.output.dense, attention.output.LayerNorm, output.dense, output.LayerNorm: H each;
+    # intermediate.dense: FFN
+    per_layer = 7 * H + FFN
+    pooler = H  # the backbone's pooler.dense.bias (its weight stays frozen)
+    head = H * LABELS + LABELS  # classifier
+    assert model.num_parameters(only_trainable=True) == embeddings + L * per_layer + pooler + head == 739
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    biases = {n for n, _ in model.named_parameters() if n.startswith("backbone.") and n.endswith(".bias")}
+    assert trainable == biases | {"classifier.weight", "classifier.bias"}
+    assert len(biases) == 1 + 8 * L + 1
+
+
+def test_a_bitfit_step_moves_biases_and_head_only_and_the_checkpoint_restores_them():
+    model = make(bert(), bitfit=True).train()
+    before = {k: v.clone() for k, v in torch.nn.Module.state_dict(model).items()}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-1)
+    ids, mask = batch()
+    model(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1, 2])).loss.backward()
+    optimizer.step()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    for name, value in torch.nn.Module.state_dict(model).items():
+        moved = not torch.equal(value, before[name])
+        assert moved == (name in trainable), name  # every trainable tensor got a gradient here
+    saved = model.state_dict()
+    assert saved.keys() - {META_KEY} == trainable
+    fresh = make(bert(), bitfit=True)  # the same pretrained backbone, its biases untrained
+    with torch.no_grad():
+        fresh.classifier.weight.zero_()
+    fresh.load_state_dict(saved)
+    model.eval(), fresh.eval()
+    with torch.no_grad():
+        got, want = (m(input_ids=ids, attention_mask=mask).logits for m in (fresh, model))
+    assert torch.equal(got, want)
+
+
+def test_bitfit_on_deberta_v1_trains_its_separate_query_and_value_biases():
+    backbone = AutoModel.from_config(tiny_config("deberta"))
+    model = build_model(backbone, ModelArguments(model_name_or_path="tiny", bitfit=True), TOK)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "backbone.encoder.layer.0.attention.self.q_bias" in trainable
+    assert "backbone.encoder.layer.0.attention.self.v_bias" in trainable
+    assert "backbone.encoder.layer.0.attention.self.in_proj.weight" not in trainable
+
+
+def test_serving_refuses_bitfit_in_one_line(tiny_bert, tmp_path):
+    from serving import Predictor
+
+    backbone = bert()
+    model = build_on(backbone, MethodConfig.from_args(ModelArguments(model_name_or_path="t", bitfit=True),
+                                                     backbone.config), SEQ, 2)  # fmt: skip
+    with pytest.raises(
+        PTuningError, match=r"^adapter 'b' is a BitFit model .*does not share a frozen backbone\.$"
+    ):
+        MultiAdapterModel(backbone).add("b", model)
+    config = AutoConfig.from_pretrained(tiny_bert, num_labels=2)
+    saved = get_model(ModelArguments(model_name_or_path=tiny_bert, bitfit=True), SEQ, config).state_dict()
+    os.makedirs(tmp_path / "bitfit")
+    save_file({k: v.contiguous() for k, v in saved.items()}, str(tmp_path / "bitfit" / "model.safetensors"))
+    with pytest.raises(PTuningError, match="is a BitFit model .*use run.py --do_predict") as err:
+        Predictor(tiny_bert, device="cpu").attach("b", str(tmp_path / "bitfit"))
+    assert "\n" not in str(err.value)
+
+
+def test_run_py_trains_bitfit_by_its_flag_and_its_checkpoint_reproduces_the_dev_score(tiny_bert, tmp_path):
+    """`run.py --bitfit` (the MethodArguments flag): args.json says bitfit, best_model/ holds exactly the backbone's
+    biases and the head, and an eval-only run from it gives the best epoch's dev score."""
+    import json
+
+    from safetensors.torch import load_file
+
+    import fixtures
+    import run
+
+    data = fixtures.superglue_rte(str(tmp_path / "data"))
+    argv = ["--model_name_or_path", tiny_bert, "--task_name", "superglue", "--dataset_name", "rte",
+            "--data_dir", data, "--output_dir", str(tmp_path / "out"), "--bitfit", "--do_eval",
+            "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--num_train_epochs", "1",
+            "--max_seq_length", "48", "--learning_rate", "5e-3", "--report_to", "none", "--disable_tqdm", "true",
+            "--eval_strategy", "epoch", "--save_strategy", "epoch", "--seed", "7"]  # fmt: skip
+    results = run.main([*argv, "--do_train"])
+    with open(tmp_path / "out" / "args.json") as f:
+        assert json.load(f)["model_args"]["method"] == "bitfit"
+    saved = load_file(str(tmp_path / "out" / "best_model" / "model.safetensors")).keys() - {META_KEY}
+    biases = {k for k in saved if k.startswith("backbone.")}
+    assert saved - biases == {"classifier.weight", "classifier.bias"}
+    assert biases and all(k.endswith(".bias") for k in biases)
+    assert results["trainable_params"] == sum(load_file(
+        str(tmp_path / "out" / "best_model" / "model.safetensors"))[k].numel() for k in saved)  # fmt: skip
+    with open(tmp_path / "out" / "best_results.json") as f:
+        best = json.load(f)["best_eval_accuracy"]
+    argv[argv.index("--output_dir") + 1] = str(tmp_path / "again")
+    best_model = str(tmp_path / "out" / "best_model")
+    again = run.main([*argv, "--ptuning_checkpoint", best_model])
+    assert again["eval_accuracy"] == pytest.approx(best, abs=1e-6)
+
+
 # -- the method object ------------------------------------------------------------------------------------------------
 def test_each_model_owns_its_method_object_and_its_modules_keep_their_checkpoint_names():
     backbone = bert()
@@ -55,7 +170,7 @@ def test_each_model_owns_its_method_object_and_its_modules_keep_their_checkpoint
     assert {k for k in a.state_dict() if "encoder." in k} == {"prefix_encoder.embedding.weight"}
     assert {k for k in b.state_dict() if "encoder." in k} == {"prompt_encoder.embedding.weight"}
     with pytest.raises(PTuningError, match="--prefix_init normal1 needs a method with a prompt"):
-        make(bert()).method_impl.initialise("normal1", backbone)
+        make(bert(), bitfit=True).method_impl.initialise("normal1", backbone)
 
 
 def test_one_injector_per_backbone_attached_idempotently_without_a_back_pointer():
