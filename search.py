@@ -1,17 +1,21 @@
-"""Pick the best run of a hyper-parameter search and tabulate all of its runs.
+"""Rank the configurations of a hyper-parameter search by their mean over seeds; tabulate and plot its runs.
 
     python search.py copa roberta                     # metric: the task's main metric
     python search.py rte roberta accuracy --root checkpoints --csv rte.csv
+    python search.py conll2004 minilm test_f1         # by the test score: for reporting, select on dev
 
-As the original, it ranks `<root>/<DATASET>-<MODEL>-search/*/best_results.json` by `best_eval_<METRIC>` (default:
-the task's main metric, tasks/registry.py; losses and runtime are minimised) and prints the best run's value, its
-results and path. Unlike the original, hyper-parameters come from each run's args.json; every run is listed in a
-table and written as CSV (default `<search folder>/runs.csv`) with its backbone; configurations run with several
-seeds get mean ± std; ties go to the first run in path order. Without the search folder, the runs under `--root`
+As the original, it reads `<root>/<DATASET>-<MODEL>-search/*/best_results.json` and ranks by `best_eval_<METRIC>`
+(default: the task's main metric, tasks/registry.py; losses and runtime are minimised; METRIC `test_<m>`:
+best_test_<m>). Unlike the original, a configuration is every result-changing argument a run's args.json records but
+the seed (training/flags.py), and configurations are ranked by their mean over seeds (ties: more seeds, then path
+order): the headline is the best one (mean ± std, n), then its best seed's value, results, path and hyper-parameters.
+A table of configurations and one of runs follow, with the test score (best_test_<METRIC>) when recorded and a column
+for every flag that varies; the runs go to a CSV (default `<search folder>/runs.csv`) and, when a flag varies, an SVG
+beside it plots the metric against each (training/sweep_report.py). Without the search folder, the runs under `--root`
 whose args.json names DATASET and a backbone MODEL names (training/run_records.py) are ranked, else exit 1 listing
-the backbones found. Marked and ranked last, never the headline: `*` a run without a readable args.json, `!` a run
-stopped by a non-finite loss (also left out of the means). Unreadable files are skipped with a warning; exit 1 when
-no run can be ranked.
+the backbones found. Marked, ranked last, never the headline and never in a mean: `*` a run without a readable
+args.json, `!` a run stopped by a non-finite loss. Unreadable files are skipped with a warning; exit 1 when no run
+can be ranked.
 
 For search_script/search.sh: `python search.py --same-args RUN_DIR -- RUN.PY FLAGS...` exits 0 when run.py's own
 parser turns FLAGS into the result-changing arguments RUN_DIR/args.json recorded (training/flags.py), 1 with the
@@ -22,52 +26,38 @@ best_results.json, 1 with the reason otherwise.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import statistics
 import sys
 
-from training.flags import COLUMNS as COLUMNS_OF_FLAGS
 from training.flags import sweep_differences
 from training.run_folder import read_args as read_recorded_args
-from training.run_records import (  # noqa: F401  (tag_matches: search.tag_matches in tests)
-    ARGS_SECTIONS,
+from training.run_records import (  # noqa: F401  (backbone, tag_matches: search.<name> in tests)
+    HPARAMS,
+    NAMED,
     available_metrics,
     backbone,
+    companion_columns,
+    configuration,
+    configurations,
     find_run_dirs,
+    flag_value,
+    hyperparameters,
     is_metric_number,
     lower_is_better,
     not_finite_reason,
     rank,
     read_args,
     read_json,
+    result_key,
+    same_value_key,
+    score,
     stopped_reason,
+    swept_flags,
     tag_matches,
     warn,
 )
-
-# The hyper-parameters shown for each run (the schema's search columns, training/flags.py) and their short headers.
-HPARAMS = tuple(COLUMNS_OF_FLAGS)
-COLUMNS = ("metric", "best_epoch", *HPARAMS, "method", "backbone", "run")
-SHORT = {name: header for name, header in COLUMNS_OF_FLAGS.items() if header != name}
-
-
-def hyperparameters(run_args: dict | None) -> dict:
-    """The HPARAMS columns, the method ('prefix', 'prompt' or 'finetune') and the backbone from an args.json dict
-    (read_args)."""
-    run_args = run_args or {}
-    sections = [run_args.get(section) for section in ARGS_SECTIONS if isinstance(run_args.get(section), dict)]
-    out = {name: next((sec[name] for sec in sections if name in sec), None) for name in HPARAMS}
-    out["backbone"] = backbone(run_args)
-    model_args = run_args.get("model_args", {})
-    if model_args:  # recorded since the method table; older runs: from the flags
-        out["method"] = model_args.get("method") or (
-            "prefix" if model_args.get("prefix") else "prompt" if model_args.get("prompt") else "finetune"
-        )
-    else:
-        out["method"] = None
-    return out
+from training.sweep_report import configs_table, fmt, mean_std, run_columns, runs_table, write_csv, write_plot
 
 
 def default_metric(dataset: str, run_args: dict | None) -> str:
@@ -91,7 +81,8 @@ def default_metric(dataset: str, run_args: dict | None) -> str:
 
 
 def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | None) -> tuple[str, list[dict]]:
-    """(metric, one row per rankable run, in path order); a run is named by its path relative to `scanned`."""
+    """(metric, one row per rankable run, in path order); a run is named by its path relative to `scanned`, its
+    "flags" are its configuration (run_records.configuration; {} without args.json) and "config" their key."""
     loaded = []
     for run_dir in run_dirs:
         results_path = os.path.join(run_dir, "best_results.json")
@@ -112,7 +103,7 @@ def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | Non
     if metric is None:
         first_args = next((a for _, _, a in loaded if a), None)
         metric = default_metric(dataset, first_args)
-    key = f"best_eval_{metric}"
+    key = result_key(metric)
     if loaded and not any(is_metric_number(results.get(key)) for _, results, _ in loaded):
         return metric, []  # main() lists the metrics the runs do have; no warning per run
     rows = []
@@ -126,6 +117,7 @@ def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | Non
             )
             warn(f"skipping {os.path.join(run_dir, 'best_results.json')}: no numeric {key!r}{why}")
             continue
+        flags = configuration(run_args) if run_args is not None else {}
         rows.append(
             {
                 "metric": float(value),
@@ -136,78 +128,12 @@ def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | Non
                 "stopped": stopped_reason(results),
                 "path": run_dir,
                 "results": results,
+                "flags": flags,
+                "config": same_value_key(flags) if run_args is not None else None,
+                "config_no": None,  # its configuration's place in the ranking, once ranked
             }
         )
     return metric, rows
-
-
-def _fmt(value) -> str:
-    """Short text for the table: '?' for unknown, at most 4 significant digits for floats (100.0 -> '100')."""
-    if value is None:
-        return "?"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _marks(row: dict) -> str:
-    """'*' no readable args.json, '!' stopped by a non-finite loss (explained under the table)."""
-    return ("*" if not row["args_json"] else "") + ("!" if row["stopped"] else "")
-
-
-def format_table(rows: list[dict], columns: tuple[str, ...], metric: str) -> str:
-    header = [metric if c == "metric" else SHORT.get(c, c) for c in columns]
-    cells = [[_fmt(row[c]) + (_marks(row) if c == "run" else "") for c in columns] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
-    lines = [header, *cells]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
-
-
-def seed_groups(rows: list[dict], metric: str) -> list[dict]:
-    """Mean ± std of the metric per configuration (all HPARAMS but seed, method, backbone)
-    that was run with more than one seed;
-    runs without args.json (configuration unknown) are left out, and so are runs stopped by a non-finite loss
-    (their seeds are listed under "stopped"). Best mean first."""
-    config_keys = [name for name in HPARAMS if name != "seed"] + ["method", "backbone"]
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        if not row["args_json"]:
-            continue
-        # repr: values from a hand-edited args.json may be unhashable (a list) or NaN (never equal to itself).
-        groups.setdefault(tuple(repr(row[k]) for k in config_keys), []).append(row)
-    out = []
-    for members in groups.values():
-        stopped = [m for m in members if m["stopped"]]
-        members = [m for m in members if not m["stopped"]]
-        if len(members) < 2:
-            continue
-        values = [m["metric"] for m in members]
-        out.append(
-            {
-                **{k: members[0][k] for k in config_keys},
-                "n": len(values),
-                "mean": statistics.mean(values),
-                "std": statistics.stdev(values),
-                "seeds": " ".join(_fmt(m["seed"]) for m in members),
-                "stopped": " ".join(_fmt(m["seed"]) for m in stopped),
-            }
-        )
-    sign = 1 if lower_is_better(metric) else -1
-    return sorted(out, key=lambda g: sign * g["mean"])
-
-
-def write_csv(path: str, rows: list[dict], metric: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([metric if c == "metric" else c for c in COLUMNS] + ["args_json", "stopped", "path"])
-        for row in rows:
-            writer.writerow(
-                [("" if row[c] is None else row[c]) for c in COLUMNS]
-                + [row["args_json"], row["stopped"] or "", row["path"]]
-            )
 
 
 def args_differences(run_dir: str, flags: list[str]) -> list[str] | None:
@@ -261,27 +187,70 @@ def finished_main(argv: list[str]) -> int:
     return 0
 
 
-def report_best(ranked: list[dict], metric: str) -> None:
-    """The best run (ranked[0], a complete one): its value, results, path and hyper-parameters; ties; and the
-    runs that scored better but are ranked after it (no args.json, or stopped)."""
-    best, lower = ranked[0], lower_is_better(metric)
-    tied = [
-        r["run"]
-        for r in ranked
-        if r["metric"] == best["metric"] and r["args_json"] == best["args_json"] and not r["stopped"]
-    ]
+def report_best(
+    ranked: list[dict], configs: list[dict], metric: str, companions: dict, extra: list[str]
+) -> None:
+    """The headline: the best configuration (mean ± std, n, seeds, the companion scores' means), then its best seed
+    (`best_<metric>`: its value, results, path and hyper-parameters); ties; the single runs that scored better
+    (of another configuration, without args.json, or stopped). Without a configuration (no complete run has
+    args.json): the best run."""
+    lower = lower_is_better(metric)
+    if configs:
+        top = configs[0]
+        best = top["best"]
+        seeds = " ".join(fmt(r["seed"]) for r in top["runs"])
+        scores = "".join(
+            f"; {h} {mean_std([score(r, k) for r in top['runs']])}" for h, k in companions.items()
+        )
+        print(
+            f"best configuration, by mean {metric} over seeds: {mean_std([r['metric'] for r in top['runs']])} "
+            f"(n={top['n']}, seeds {seeds}){scores}"
+        )
+    else:
+        best = ranked[0]
+        print("best configuration: unknown (no complete run has a readable args.json); the best run:")
     print(f"best_{metric}: {best['metric']}")
     print(json.dumps(best["results"]))
     print(os.path.join(best["path"], "best_results.json"))
-    print("hyper-parameters (args.json): " + " ".join(f"{k}={_fmt(best[k])}" for k in COLUMNS[2:-1]))
+    names = [*HPARAMS, *extra, *NAMED]
+    print(
+        "hyper-parameters (args.json): "
+        + " ".join(f"{n}={fmt(flag_value(best, n) if n in extra else best[n])}" for n in names)
+    )
     if not best["args_json"]:
         which = "no complete run" if any(r["args_json"] for r in ranked) else "no run"
         warn(f"{which} has a readable args.json: the best run's hyper-parameters ({best['run']}) are unknown")
-    if len(tied) > 1:
+    if configs:
+        tied = [c for c in configs if c["mean"] == top["mean"] and c["n"] == top["n"]]
+        if len(tied) > 1:
+            print(
+                f"tie: {len(tied)} configurations share the best mean with as many seeds (their best runs: "
+                f"{', '.join(c['best']['run'] for c in tied)}); the first in path order is reported"
+            )
+        same = [r["run"] for r in top["runs"] if r["metric"] == best["metric"]]
+    else:
+        same = [
+            r["run"]
+            for r in ranked
+            if r["metric"] == best["metric"] and not r["args_json"] and not r["stopped"]
+        ]
+    if len(same) > 1:
         print(
-            f"tie: {len(tied)} runs share the best value ({', '.join(tied)}); the first in path order is reported"
+            f"tie: {len(same)} runs share the best value ({', '.join(same)}); the first in path order is reported"
         )
-    better = [r for r in ranked if (r["metric"] < best["metric"] if lower else r["metric"] > best["metric"])]
+    sign = 1 if lower else -1
+    better = [r for r in ranked if sign * r["metric"] < sign * best["metric"]]
+    alone = [r for r in better if r["args_json"] and not r["stopped"]]
+    if alone:
+        run = min(alone, key=lambda r: sign * r["metric"])
+        print(
+            f"a single run scored better: {run['run']} ({run['metric']}), one seed of configuration "
+            f"#{run['config_no']}; configurations are ranked by their mean over seeds"
+        )
+    if configs and top["n"] == 1 and any(c["n"] > 1 for c in configs):
+        warn(
+            "the best configuration was run with one seed: its mean is one run; run more seeds of it to confirm"
+        )
     unknown = [r["run"] for r in better if not r["args_json"] and not r["stopped"]]
     if unknown and best["args_json"]:
         warn(
@@ -307,10 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "metric",
         nargs="?",
-        help="rank by best_eval_<METRIC> (default: the task's main metric); losses and runtime are minimised",
+        help="rank by best_eval_<METRIC> (default: the task's main metric), or by best_test_<m> for test_<m> (for "
+        "reporting; select on dev); losses and runtime are minimised",
     )
     parser.add_argument("--root", default="checkpoints", help="folder holding <DATASET>-<MODEL>-search/")
-    parser.add_argument("--csv", help="where to write the table (default: <search folder>/runs.csv)")
+    parser.add_argument(
+        "--csv",
+        help="where to write the runs (default: <search folder>/runs.csv); the plot goes beside it (.svg)",
+    )
     args = parser.parse_args(argv)
 
     scanned, run_dirs, others = find_run_dirs(args.root, args.dataset, args.model)
@@ -328,17 +301,18 @@ def main(argv: list[str] | None = None) -> int:
     if others:
         print(f"note: left out the {args.dataset} runs of other models: {found}", file=sys.stderr)
     metric, rows = load_runs(run_dirs, scanned, args.dataset, args.metric)
+    key = result_key(metric)
     if not rows:
         present = available_metrics(run_dirs)
         if present:  # results exist, only not for this metric
             print(
-                f"error: no run of {args.dataset}-{args.model} under {scanned} has best_eval_{metric}; the runs "
+                f"error: no run of {args.dataset}-{args.model} under {scanned} has {key}; the runs "
                 f"have: {', '.join(present)} (e.g. `python search.py {args.dataset} {args.model} {present[0]}`)",
                 file=sys.stderr,
             )
         else:
             print(
-                f"error: no run of {args.dataset}-{args.model} with best_eval_{metric} under {scanned} "
+                f"error: no run of {args.dataset}-{args.model} with {key} under {scanned} "
                 f"(expected {os.path.join(args.root, f'{args.dataset}-{args.model}-search', '*', 'best_results.json')})",
                 file=sys.stderr,
             )
@@ -354,21 +328,37 @@ def main(argv: list[str] | None = None) -> int:
         )
     lower = lower_is_better(metric)
     if lower:
-        warn(f"{metric} is lower-is-better: the smallest best_eval_{metric} is reported")
-    ranked = rank(rows, metric)  # complete runs with args.json first; stable: ties stay in path order
+        warn(f"{metric} is lower-is-better: the smallest {key} is reported")
+    if metric.startswith("test_"):
+        warn(
+            f"ranking by {key}, a test score: report it, but choose hyper-parameters by a dev score (best_eval_*)"
+        )
+    configs = configurations(rows, metric)  # complete runs with args.json, by their mean over seeds
+    for number, config in enumerate(configs, 1):
+        for run in config["runs"] + config["stopped"]:
+            run["config_no"] = number
+    ranked = rank(rows, metric, configs)  # by configuration, then runs without args.json, then stopped runs
+    companions = companion_columns(metric, [r["results"] for r in rows])
+    swept = swept_flags(rows)
+    extra = [n for n in swept if n not in HPARAMS and n not in NAMED]
     all_stopped = ranked[0]["stopped"] is not None
     if all_stopped:  # never a headline: the table below still lists them
         print(
-            f"error: every run of {args.dataset}-{args.model} with best_eval_{metric} stopped on a non-finite loss: "
+            f"error: every run of {args.dataset}-{args.model} with {key} stopped on a non-finite loss: "
             "no complete run to report; rerun them with a lower --learning_rate (search.sh reruns stopped runs)",
             file=sys.stderr,
         )
     else:
-        report_best(ranked, metric)
+        report_best(ranked, configs, metric, companions, extra)
 
     order = "lowest" if lower else "highest"
-    print(f"\nall {len(rows)} runs, by best_eval_{metric} ({order} first):")
-    print(format_table(ranked, COLUMNS, metric))
+    if configs:
+        left_out = "; seed! stopped: left out" if any(c["stopped"] for c in configs) else ""
+        print(f"\nconfigurations ({len(configs)}), by mean {key} over seeds ({order} first{left_out}):")
+        print(configs_table(configs, companions, extra))
+    print(f"\nall {len(rows)} runs, by configuration (config: its # above), then by {key} ({order} first):")
+    columns = run_columns(metric, companions, extra)
+    print(runs_table(ranked, columns))
     if any(not r["args_json"] for r in rows):
         print("* no readable args.json: hyper-parameters unknown; ranked after every run with args.json")
     if any(r["stopped"] for r in rows):
@@ -376,17 +366,15 @@ def main(argv: list[str] | None = None) -> int:
             '! stopped by a non-finite loss (best_results.json "stopped"): the best of the epochs before it; ranked '
             "after every complete run and left out of the means; search.sh runs it again"
         )
-    groups = seed_groups(rows, metric)
-    if groups:
-        print("\nconfigurations run with several seeds (mean ± std, sample std):")
-        for g in groups:
-            config = " ".join(f"{k}={_fmt(g[k])}" for k in COLUMNS[2:-1] if k != "seed")
-            left_out = f"; stopped, left out: seeds {g['stopped']}" if g["stopped"] else ""
-            print(f"  {g['mean']:.4f} ± {g['std']:.4f}  (n={g['n']}, seeds {g['seeds']}{left_out})  {config}")
 
     csv_path = args.csv or os.path.join(scanned, "runs.csv")
-    write_csv(csv_path, ranked, metric)
+    write_csv(csv_path, ranked, columns)
     print(f"\nwrote {csv_path}")
+    if swept and configs:  # something varies: the metric against each swept flag
+        svg_path = os.path.splitext(csv_path)[0] + ".svg"
+        title = f"{args.dataset}-{args.model}: {key} per swept flag ({sum(c['n'] for c in configs)} runs)"
+        write_plot(svg_path, title, key, configs, swept)
+        print(f"wrote {svg_path}")
     return 1 if all_stopped else 0
 
 

@@ -68,23 +68,35 @@ def test_picks_the_best_run_and_reports_hyperparameters_from_args_json(tmp_path,
 
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "best_accuracy: 0.92"
-    assert json.loads(out[1]) == acc(0.92, epoch=78)
-    assert out[2] == str(search_dir / "copa-40-5e-3-4" / "best_results.json")
-    assert out[3] == (
+    # Three configurations of one seed each: the best mean is the best run, std '-'.
+    assert out[0] == "best configuration, by mean accuracy over seeds: 0.9200 ± - (n=1, seeds 44)"
+    assert out[1] == "best_accuracy: 0.92"
+    assert json.loads(out[2]) == acc(0.92, epoch=78)
+    assert out[3] == str(search_dir / "copa-40-5e-3-4" / "best_results.json")
+    assert out[4] == (
         "hyper-parameters (args.json): learning_rate=0.009 pre_seq_len=16 num_train_epochs=120 "
         "seed=44 per_device_train_batch_size=16 hidden_dropout_prob=0.1 prefix_projection=False method=prefix "
         "backbone=roberta-large"
     )
-    table = out[out.index("all 3 runs, by best_eval_accuracy (highest first):") + 1 :][:4]
+    configs = out[
+        out.index("configurations (3), by mean best_eval_accuracy over seeds (highest first):") + 1 :
+    ][:4]
+    assert configs[0].split() == "# mean ± std n lr psl epochs bs dropout proj method backbone seeds".split()
+    assert [line.split()[:4] for line in configs[1:]] == [
+        ["1", "0.9200", "±", "-"],
+        ["2", "0.8500", "±", "-"],
+        ["3", "0.7000", "±", "-"],
+    ]
+    title = "all 3 runs, by configuration (config: its # above), then by best_eval_accuracy (highest first):"
+    table = out[out.index(title) + 1 :][:4]
     assert (
         table[0].split()
-        == "accuracy best_epoch lr psl epochs seed bs dropout proj method backbone run".split()
+        == "accuracy best_epoch lr psl epochs seed bs dropout proj method backbone config run".split()
     )
     assert [line.split() for line in table[1:]] == [
-        "0.92 78 0.009 16 120 44 16 0.1 False prefix roberta-large copa-40-5e-3-4".split(),
-        "0.85 1 0.01 8 60 11 16 0.1 False prefix roberta-large copa-60-5e-3-4".split(),
-        "0.7 1 0.005 4 20 11 16 0.1 False prefix roberta-large copa-20-5e-3-4".split(),
+        "0.92 78 0.009 16 120 44 16 0.1 False prefix roberta-large 1 copa-40-5e-3-4".split(),
+        "0.85 1 0.01 8 60 11 16 0.1 False prefix roberta-large 2 copa-60-5e-3-4".split(),
+        "0.7 1 0.005 4 20 11 16 0.1 False prefix roberta-large 3 copa-20-5e-3-4".split(),
     ]
 
 
@@ -112,16 +124,32 @@ def test_csv_rows_equal_the_runs_sorted_by_metric(tmp_path, search_dir, capsys):
     assert read_csv(search_dir / "runs.csv") == rows
 
 
-def test_ties_go_to_the_first_run_in_path_order(tmp_path, search_dir, capsys):
+def test_ties_go_to_more_seeds_then_to_the_first_run_in_path_order(tmp_path, search_dir, capsys):
     # Created in reverse order, so neither creation time nor os.listdir order can explain the choice.
     make_run(search_dir / "run-b", acc(0.9), lr=7e-3)
     make_run(search_dir / "run-a", acc(0.9), lr=5e-3)
-    make_run(search_dir / "run-c", acc(0.5))
+    make_run(search_dir / "run-c", acc(0.5), lr=1e-2)
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[2] == str(search_dir / "run-a" / "best_results.json")
-    assert "tie: 2 runs share the best value (run-a, run-b); the first in path order is reported" in out
+    assert out.splitlines()[3] == str(search_dir / "run-a" / "best_results.json")
+    assert (
+        "tie: 2 configurations share the best mean with as many seeds (their best runs: run-a, run-b); the first "
+        "in path order is reported"
+    ) in out
     assert [r["run"] for r in read_csv(search_dir / "runs.csv")] == ["run-a", "run-b", "run-c"]
+    # A second seed of run-b's configuration, as good: mean 0.9 with n=2 beats run-a's 0.9 with n=1, and the two
+    # seeds tie (run-b first in path order).
+    make_run(search_dir / "run-d", acc(0.9), lr=7e-3, seed=12)
+    assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out.splitlines()[0]
+        == "best configuration, by mean accuracy over seeds: 0.9000 ± 0.0000 (n=2, seeds 11 12)"
+    )
+    assert out.splitlines()[3] == str(search_dir / "run-b" / "best_results.json")
+    assert "tie: 2 runs share the best value (run-b, run-d); the first in path order is reported" in out
+    assert "configurations share" not in out
+    assert [r["run"] for r in read_csv(search_dir / "runs.csv")] == ["run-b", "run-d", "run-a", "run-c"]
 
 
 def test_corrupt_missing_and_metric_less_results_are_skipped_with_a_warning(tmp_path, search_dir, capsys):
@@ -136,7 +164,7 @@ def test_corrupt_missing_and_metric_less_results_are_skipped_with_a_warning(tmp_
 
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0] == "best_accuracy: 0.6"
+    assert captured.out.splitlines()[1] == "best_accuracy: 0.6"
     err = captured.err
     assert f"skipping {search_dir / 'corrupt' / 'best_results.json'}: unreadable" in err
     assert f"skipping {search_dir / 'unfinished'}: no best_results.json" in err
@@ -177,11 +205,11 @@ def test_default_metric_comes_from_the_registry(tmp_path, monkeypatch, capsys):
     make_run(d / "y", {"best_epoch": 0, "best_eval_f1a": 0.8, "best_eval_accuracy": 0.1}, dataset="multirc")
     assert search.main(["multirc", "roberta", "--root", str(tmp_path)]) == 0
     assert asked == [("superglue", "multirc")]
-    assert capsys.readouterr().out.splitlines()[0] == "best_f1a: 0.8"
+    assert capsys.readouterr().out.splitlines()[1] == "best_f1a: 0.8"
     # An explicit METRIC always wins and the registry is not asked.
     assert search.main(["multirc", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     assert asked == [("superglue", "multirc")]
-    assert capsys.readouterr().out.splitlines()[0] == "best_accuracy: 0.9"
+    assert capsys.readouterr().out.splitlines()[1] == "best_accuracy: 0.9"
 
 
 def test_default_metric_without_a_known_task_asks_the_registry_by_dataset_name(tmp_path, capsys):
@@ -197,7 +225,7 @@ def test_default_metric_without_a_known_task_asks_the_registry_by_dataset_name(t
     (d / "r" / "args.json").write_text(json.dumps(args))
     assert search.main(["conll2003", "bert", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0] == "best_f1: 0.91"
+    assert captured.out.splitlines()[1] == "best_f1: 0.91"
     assert "unknown --task_name 'no_such_family'" in captured.err
     assert search.default_metric("rte", None) == "accuracy"  # GLUE's and SuperGLUE's rte agree
     assert search.default_metric("squad", None) == "f1"
@@ -205,16 +233,26 @@ def test_default_metric_without_a_known_task_asks_the_registry_by_dataset_name(t
     assert search.default_metric("not_registered", None) == "f1"
 
 
-def test_mean_and_std_over_seeds(tmp_path, search_dir, capsys):
+def test_configurations_are_ranked_by_their_mean_over_seeds(tmp_path, search_dir, capsys):
     make_run(search_dir / "s1", acc(0.80), seed=1)
     make_run(search_dir / "s2", acc(0.90), seed=2)
     make_run(search_dir / "s3", acc(0.85), seed=3)
-    make_run(search_dir / "other", acc(0.95), lr=1e-2, seed=1)  # one seed only: no mean line
+    make_run(search_dir / "other", acc(0.95), lr=1e-2, seed=1)  # one seed only: n=1, no std
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    mean_lines = [line for line in out.splitlines() if "±" in line and "n=" in line]
-    assert len(mean_lines) == 1
-    assert mean_lines[0].strip().startswith("0.8500 ± 0.0500  (n=3, seeds 1 2 3)  learning_rate=0.005")
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    # By mean, as asked: one run of 0.95 is a mean of 0.95, above 0.85 (n=1 says how little it rests on).
+    assert out[0] == "best configuration, by mean accuracy over seeds: 0.9500 ± - (n=1, seeds 1)"
+    assert "warning: the best configuration was run with one seed" in captured.err
+    configs = out[
+        out.index("configurations (2), by mean best_eval_accuracy over seeds (highest first):") + 2 :
+    ][:2]
+    # 0.80, 0.90, 0.85: mean 0.85, sample std sqrt((0.05² + 0.05² + 0²) / 2) = 0.05.
+    assert [line.split()[:6] for line in configs] == [
+        ["1", "0.9500", "±", "-", "1", "0.01"],
+        ["2", "0.8500", "±", "0.0500", "3", "0.005"],
+    ]
+    assert configs[1].endswith("1 2 3")
 
 
 def test_any_folder_of_runs_when_there_is_no_search_folder(tmp_path, capsys):
@@ -223,7 +261,7 @@ def test_any_folder_of_runs_when_there_is_no_search_folder(tmp_path, capsys):
     make_run(tmp_path / "rte-roberta", acc(0.99), dataset="rte")  # another dataset: ignored
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "best_accuracy: 0.8"
+    assert out[1] == "best_accuracy: 0.8"
     assert [r["run"] for r in read_csv(tmp_path / "runs.csv")] == ["sweep/deep/two", "sweep/one"]
 
 
@@ -237,7 +275,7 @@ def test_command_line(tmp_path, search_dir):
         timeout=60,
     )
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.splitlines()[0] == "best_accuracy: 0.75"
+    assert ok.stdout.splitlines()[1] == "best_accuracy: 0.75"
     missing = subprocess.run(
         [sys.executable, "search.py", "wic", "bert", "accuracy", "--root", str(tmp_path)],
         cwd=ROOT,
@@ -268,10 +306,12 @@ def test_loss_is_minimised(tmp_path, search_dir, capsys):
     assert search.main(["copa", "roberta", "loss", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     out = captured.out.splitlines()
-    assert out[0] == "best_loss: 0.3"
-    assert out[2] == str(search_dir / "b" / "best_results.json")
+    # 0.70, 0.30, 0.50: mean 0.5, sample std sqrt((0.2² + 0.2² + 0²) / 2) = 0.2; its best seed the lowest.
+    assert out[0] == "best configuration, by mean loss over seeds: 0.5000 ± 0.2000 (n=3, seeds 1 2 3)"
+    assert out[1] == "best_loss: 0.3"
+    assert out[3] == str(search_dir / "b" / "best_results.json")
     assert "loss is lower-is-better" in captured.err
-    assert "all 3 runs, by best_eval_loss (lowest first):" in out
+    assert "all 3 runs, by configuration (config: its # above), then by best_eval_loss (lowest first):" in out
     assert [r["run"] for r in read_csv(search_dir / "runs.csv")] == ["b", "c", "a"]
     assert search.lower_is_better("loss") and search.lower_is_better("test_loss")
     assert not search.lower_is_better("accuracy") and not search.lower_is_better("f1")
@@ -289,13 +329,14 @@ def test_a_run_without_args_json_is_listed_marked_and_never_silently_best(tmp_pa
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     out = captured.out.splitlines()
-    assert out[0] == "best_accuracy: 0.6" and out[2] == str(search_dir / "b-good" / "best_results.json")
-    assert "tie: 2 runs share the best value (b-good, c-tie)" in captured.out  # runs with args.json only
+    assert out[1] == "best_accuracy: 0.6" and out[3] == str(search_dir / "b-good" / "best_results.json")
+    assert "(their best runs: b-good, c-tie)" in captured.out  # configurations: runs with args.json only
     assert (
         "not ranked first because they have no args.json (hyper-parameters unknown): a-no-args"
         in captured.err
     )
-    table = out[out.index("all 4 runs, by best_eval_accuracy (highest first):") + 2 :][:4]
+    title = "all 4 runs, by configuration (config: its # above), then by best_eval_accuracy (highest first):"
+    table = out[out.index(title) + 2 :][:4]
     assert [line.split()[-1] for line in table] == ["b-good", "c-tie", "a-no-args*", "a-broken-args*"]
     assert "* no readable args.json: hyper-parameters unknown; ranked after every run with args.json" in out
     rows = read_csv(search_dir / "runs.csv")
@@ -313,9 +354,12 @@ def test_only_runs_without_args_json_are_ranked_with_a_warning(tmp_path, search_
         (search_dir / name / "best_results.json").write_text(json.dumps(acc(value)))
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0] == "best_accuracy: 0.7"
+    out = captured.out.splitlines()
+    assert out[0] == "best configuration: unknown (no complete run has a readable args.json); the best run:"
+    assert out[1] == "best_accuracy: 0.7"
     assert "no run has a readable args.json: the best run's hyper-parameters (y) are unknown" in captured.err
-    assert "several seeds" not in captured.out  # unknown configurations are not grouped
+    assert "configurations (" not in captured.out  # unknown configurations are not grouped
+    assert not (search_dir / "runs.svg").exists()
 
 
 def test_same_args_compares_recorded_arguments(tmp_path, capsys):

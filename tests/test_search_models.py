@@ -62,27 +62,30 @@ def test_only_the_runs_of_the_model_are_ranked_and_each_row_names_its_backbone(t
     assert search.main(["rte", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     out = captured.out.splitlines()
-    assert out[0] == "best_accuracy: 0.6" and out[2] == str(tmp_path / "mine" / "r3" / "best_results.json")
-    assert out[3].endswith(" method=prefix backbone=roberta-large")
+    assert out[1] == "best_accuracy: 0.6" and out[3] == str(tmp_path / "mine" / "r3" / "best_results.json")
+    assert out[4].endswith(" method=prefix backbone=roberta-large")
+    # 0.50, 0.55, 0.60 and 0.30 (sweep/rte-b, same configuration, seed 2 again: the backbone counts, not the path
+    # it was loaded from): mean 0.4875, sample std sqrt((0.0125² + 0.0625² + 0.1125² + 0.1875²) / 3) = 0.1315.
+    assert out[0] == "best configuration, by mean accuracy over seeds: 0.4875 ± 0.1315 (n=4, seeds 1 2 3 2)"
     rows = read_csv(tmp_path / "runs.csv")
-    assert [(r["run"], r["accuracy"], r["backbone"]) for r in rows] == [
-        ("mine/r3", "0.6", "roberta-large"),
-        ("mine/r2", "0.55", "roberta-large"),
-        ("mine/r1", "0.5", "roberta-large"),
-        ("rte-roberta", "0.45", "MiniLM-L12-H384-uncased"),  # by its folder name: warned about, named
-        ("sweep/rte-b", "0.3", "roberta-large"),
+    assert [(r["run"], r["accuracy"], r["backbone"], r["config"]) for r in rows] == [
+        ("mine/r3", "0.6", "roberta-large", "1"),
+        ("mine/r2", "0.55", "roberta-large", "1"),
+        ("mine/r1", "0.5", "roberta-large", "1"),
+        ("sweep/rte-b", "0.3", "roberta-large", "1"),
+        ("rte-roberta", "0.45", "MiniLM-L12-H384-uncased", "2"),  # by its folder name: warned about, named
     ]
-    table = out[out.index("all 5 runs, by best_eval_accuracy (highest first):") + 1 :][:6]
-    assert table[0].split()[-2:] == ["backbone", "run"]
-    assert [line.split()[-2] for line in table[1:]] == ["roberta-large"] * 3 + ["MiniLM-L12-H384-uncased"] + [
-        "roberta-large"
-    ]
-    # 0.50, 0.55, 0.60 and 0.30 (sweep/rte-b, same configuration, seed 2 again):
-    # mean 0.4875, sample std sqrt((0.0125² + 0.0625² + 0.1125² + 0.1875²) / 3) = 0.1315.
-    [mean] = [line.strip() for line in out if "(n=" in line]
-    assert mean.startswith("0.4875 ± 0.1315  (n=4, seeds 1 2 3 2)") and mean.endswith(
-        "backbone=roberta-large"
-    )
+    title = "all 5 runs, by configuration (config: its # above), then by best_eval_accuracy (highest first):"
+    table = out[out.index(title) + 1 :][:6]
+    assert table[0].split()[-3:] == ["backbone", "config", "run"]
+    assert [line.split()[-3] for line in table[1:]] == ["roberta-large"] * 4 + ["MiniLM-L12-H384-uncased"]
+    configs = out[
+        out.index("configurations (2), by mean best_eval_accuracy over seeds (highest first):") + 2 :
+    ][:2]
+    assert configs[0].split()[:5] == "1 0.4875 ± 0.1315 4".split()
+    assert configs[0].split()[-6:] == "prefix roberta-large 1 2 3 2".split()  # seeds in path order
+    assert configs[1].split()[:5] == "2 0.4500 ± - 1".split()
+    assert configs[1].split()[-3:] == "prefix MiniLM-L12-H384-uncased 11".split()
     err = captured.err
     assert (
         f"warning: {tmp_path / 'rte-roberta'}: counted as a roberta run by its folder name, but its args.json "
@@ -94,7 +97,7 @@ def test_only_the_runs_of_the_model_are_ranked_and_each_row_names_its_backbone(t
     )
     # The tag is matched in any case, against the backbone's words.
     assert search.main(["rte", "minilm", "accuracy", "--root", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == "best_accuracy: 0.99"
+    assert capsys.readouterr().out.splitlines()[1] == "best_accuracy: 0.99"
     assert [r["run"] for r in read_csv(tmp_path / "runs.csv")] == ["sweep/rte-a", "rte-roberta"]
 
 
@@ -107,9 +110,14 @@ def test_a_search_folder_keeps_backbones_apart_in_the_means_and_warns(tmp_path, 
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     # bert: 0.7, 0.9 -> 0.8 ± 0.1414; roberta: 0.5, 0.6 -> 0.55 ± 0.0707 (one group of 4 was 0.675 ± 0.1708).
-    means = [line.strip() for line in captured.out.splitlines() if "(n=" in line]
-    assert [m.split("  ")[0] for m in means] == ["0.8000 ± 0.1414", "0.5500 ± 0.0707"]
-    assert means[0].endswith("backbone=bert-base-uncased") and means[1].endswith("backbone=roberta-large")
+    out = captured.out.splitlines()
+    configs = out[
+        out.index("configurations (2), by mean best_eval_accuracy over seeds (highest first):") + 2 :
+    ][:2]
+    assert [line.split()[1:4] + line.split()[-3:] for line in configs] == [
+        "0.8000 ± 0.1414 bert-base-uncased 1 2".split(),
+        "0.5500 ± 0.0707 roberta-large 1 2".split(),
+    ]
     assert (
         f"warning: runs in {d} used bert-base-uncased, which the model tag 'roberta' does not name; the backbone "
         "column says which run used which"

@@ -16,7 +16,7 @@ from test_search import acc, make_run, read_csv
 import search
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-THREE_SEEDS = "0.5500 ± 0.0500  (n=3, seeds 1 2 3)"
+THREE_SEEDS = "best configuration, by mean accuracy over seeds: 0.5500 ± 0.0500 (n=3, seeds 1 2 3)"
 
 
 def three_runs(parent):
@@ -25,8 +25,9 @@ def three_runs(parent):
         make_run(parent / name, acc(value), seed=seed)
 
 
-def mean_lines(out):
-    return [line.strip() for line in out.splitlines() if "±" in line and "(n=" in line]
+def headline(out):
+    """The best configuration's line (the first), then its best seed's value."""
+    return out.splitlines()[:2]
 
 
 def search_cli(*args, timeout=60):
@@ -42,9 +43,8 @@ def test_s1_a_loop_link_in_a_recursive_root_counts_each_run_once(tmp_path, capsy
     os.symlink("..", tmp_path / "runs" / "s1" / "loop")  # runs/s1/loop -> runs: glob made 3 runs 123
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0] == "best_accuracy: 0.6"
-    assert "all 3 runs, by best_eval_accuracy" in captured.out
-    assert mean_lines(captured.out)[0].startswith(THREE_SEEDS)
+    assert headline(captured.out) == [THREE_SEEDS, "best_accuracy: 0.6"]
+    assert "all 3 runs, by configuration" in captured.out
     assert [r["run"] for r in read_csv(tmp_path / "runs.csv")] == ["runs/s2/r3", "runs/s1/r2", "runs/s1/r1"]
     assert "warning" not in captured.err  # a link inside --root: its runs are reached by their real path
 
@@ -58,9 +58,8 @@ def test_s2_two_loop_links_terminate_quickly_and_an_outside_link_is_named(tmp_pa
     proc, seconds = search_cli("copa", "roberta", "accuracy", "--root", str(tmp_path / "runs"), timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert seconds < 30
-    assert proc.stdout.splitlines()[0] == "best_accuracy: 0.6"
-    assert "all 3 runs, by best_eval_accuracy" in proc.stdout
-    assert mean_lines(proc.stdout)[0].startswith(THREE_SEEDS)
+    assert headline(proc.stdout) == [THREE_SEEDS, "best_accuracy: 0.6"]
+    assert "all 3 runs, by configuration" in proc.stdout
     assert (
         f"warning: not following the folder link {tmp_path / 'runs' / 'ext'} -> {tmp_path / 'elsewhere'}; "
         f"to rank the runs there, pass --root {tmp_path / 'elsewhere'}"
@@ -76,7 +75,7 @@ def test_s3_a_latest_link_in_a_search_folder_is_the_same_run(tmp_path, capsys):
     )  # sorts before s2: it used to be counted as a fourth run (n=4, seeds 2 1 2 3)
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert mean_lines(captured.out)[0].startswith(THREE_SEEDS)
+    assert headline(captured.out)[0] == THREE_SEEDS
     assert [r["run"] for r in read_csv(d / "runs.csv")] == ["s3", "s2", "s1"]
     assert f"warning: {d / 'latest'} is the same folder as {d / 's2'} (a link): its run is counted once" in (
         captured.err
@@ -96,8 +95,7 @@ def test_s5_s6_infinite_and_overflowing_metrics_count_as_missing(tmp_path, capsy
     )  # OverflowError
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0] == "best_accuracy: 0.6"
-    assert mean_lines(captured.out)[0].startswith(THREE_SEEDS)
+    assert headline(captured.out) == [THREE_SEEDS, "best_accuracy: 0.6"]
     assert [r["run"] for r in read_csv(d / "runs.csv")] == ["s3", "s2", "s1"]
     err = captured.err
     assert (
@@ -111,8 +109,10 @@ def test_s5_s6_infinite_and_overflowing_metrics_count_as_missing(tmp_path, capsy
     # A loss of -Infinity is not the smallest loss either: 0.6, 0.7, 0.8 -> 0.7 ± 0.1.
     assert search.main(["copa", "roberta", "loss", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0] == "best_loss: 0.6"
-    assert mean_lines(captured.out)[0].startswith("0.7000 ± 0.1000  (n=3, seeds 1 2 3)")
+    assert headline(captured.out) == [
+        "best configuration, by mean loss over seeds: 0.7000 ± 0.1000 (n=3, seeds 1 2 3)",
+        "best_loss: 0.6",
+    ]
     assert "no numeric 'best_eval_loss' (-inf, not a finite number: counts as missing)" in captured.err
 
 
@@ -128,7 +128,7 @@ def test_s7_args_json_with_wrong_typed_sections_means_hyperparameters_unknown(tm
     (d / "odd" / "args.json").write_text(json.dumps(odd))
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0] == "best_accuracy: 0.7"
+    assert captured.out.splitlines()[1] == "best_accuracy: 0.7"
     assert (
         f"warning: {d / 'bad'}: hyper-parameters unknown, args.json unreadable (model_args is list, training_args "
         "is int, not a JSON object as run.py writes; restore the file or rerun the run)"
@@ -154,7 +154,7 @@ def test_s7_args_json_with_wrong_typed_sections_means_hyperparameters_unknown(tm
     )
     assert search.main(["copa", "roberta", "accuracy", "--root", str(other)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0] == "best_accuracy: 0.6"
+    assert captured.out.splitlines()[1] == "best_accuracy: 0.6"
     assert (
         f"{other / 'bad'}: hyper-parameters unknown, args.json unreadable (training_args is int"
         in captured.err
@@ -172,7 +172,7 @@ def test_s8_fifos_are_skipped_never_opened(tmp_path):
     os.mkfifo(d / "fifo-args" / "args.json")
     proc, _ = search_cli("copa", "roberta", "accuracy", "--root", str(tmp_path), timeout=30)
     assert proc.returncode == 0, proc.stderr
-    assert mean_lines(proc.stdout)[0].startswith(THREE_SEEDS)
+    assert headline(proc.stdout)[0] == THREE_SEEDS
     fifo = "a FIFO, not a regular file: not opened; replace it with the file run.py wrote"
     assert f"warning: skipping {d / 'fifo-results' / 'best_results.json'}: unreadable ({fifo})" in proc.stderr
     assert (
@@ -183,7 +183,7 @@ def test_s8_fifos_are_skipped_never_opened(tmp_path):
     os.rename(d, tmp_path / "loose")
     proc, _ = search_cli("copa", "roberta", "accuracy", "--root", str(tmp_path), timeout=30)
     assert proc.returncode == 0, proc.stderr
-    assert mean_lines(proc.stdout)[0].startswith(THREE_SEEDS)
+    assert headline(proc.stdout)[0] == THREE_SEEDS
     assert f"warning: skipping {tmp_path / 'loose' / 'fifo-args'}: no readable args.json" in proc.stderr
     assert fifo in proc.stderr
 
@@ -214,8 +214,7 @@ def test_unreadable_files_and_folders_are_skipped_with_a_warning(tmp_path, monke
     monkeypatch.setattr(os, "scandir", fake_scandir)
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0] == "best_accuracy: 0.6"
-    assert mean_lines(captured.out)[0].startswith(THREE_SEEDS)
+    assert headline(captured.out) == [THREE_SEEDS, "best_accuracy: 0.6"]
     err = captured.err
     assert (
         f"warning: skipping {tmp_path / 'runs' / 'locked'}: unreadable folder (Permission denied); make it "

@@ -25,20 +25,28 @@ def test_a_stopped_run_is_marked_never_best_and_left_out_of_the_mean(tmp_path, c
     assert search.main(["copa", "roberta", "accuracy", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     out = captured.out.splitlines()
-    assert out[0] == "best_accuracy: 0.6" and out[2] == str(d / "s3" / "best_results.json")
+    assert out[0] == "best configuration, by mean accuracy over seeds: 0.5500 ± 0.0500 (n=3, seeds 1 2 3)"
+    assert out[1] == "best_accuracy: 0.6" and out[3] == str(d / "s3" / "best_results.json")
     assert (
         "warning: not ranked first because training stopped on a non-finite loss (the best of the epochs before "
         "it): s4"
     ) in captured.err
-    table = out[out.index("all 5 runs, by best_eval_accuracy (highest first):") + 2 :][:5]
+    title = "all 5 runs, by configuration (config: its # above), then by best_eval_accuracy (highest first):"
+    table = out[out.index(title) + 2 :][:5]
     assert [line.split()[0] for line in table] == ["0.6", "0.55", "0.5", "0.3", "0.9"]
     assert [line.split()[-1] for line in table] == ["s3", "s2", "s1", "no-args*", "s4!"]
     assert any(
         line.startswith('! stopped by a non-finite loss (best_results.json "stopped")') for line in out
     )
     # 0.50, 0.55, 0.60 -> 0.55 ± 0.05 (sample std); with s4 it was 0.6375 ± 0.1797 (n=4).
-    [mean] = [line.strip() for line in out if "(n=" in line]
-    assert mean.startswith("0.5500 ± 0.0500  (n=3, seeds 1 2 3; stopped, left out: seeds 4)")
+    [config] = out[
+        out.index(
+            "configurations (1), by mean best_eval_accuracy over seeds (highest first; seed! stopped: left out):"
+        )
+        + 2 :
+    ][:1]
+    assert config.split()[:5] == ["1", "0.5500", "±", "0.0500", "3"] and config.endswith("  1 2 3 4!")
+    assert [line.split()[-2] for line in table] == ["1", "1", "1", "-", "1"]  # s4 is of configuration 1
     rows = read_csv(d / "runs.csv")
     assert [(r["run"], r["stopped"]) for r in rows] == [
         ("s3", ""),
@@ -61,7 +69,8 @@ def test_when_every_run_stopped_there_is_no_best_and_the_exit_code_says_so(tmp_p
         "to report; rerun them with a lower --learning_rate (search.sh reruns stopped runs)"
     ) in captured.err
     assert [line.split()[-1] for line in captured.out.splitlines() if line.startswith("0.")] == ["b!", "a!"]
-    assert "several seeds" not in captured.out  # no complete run to average
+    assert "configurations (" not in captured.out  # no complete run to average
+    assert not (d / "runs.svg").exists()
     assert [(r["run"], r["stopped"]) for r in read_csv(d / "runs.csv")] == [("b", STOPPED), ("a", STOPPED)]
 
 

@@ -1,8 +1,9 @@
 """What the run folders of a sweep say about themselves, read defensively for search.py: which folders hold a run
 of a dataset and backbone (each real folder once, links to folders never followed), their best_results.json and
-args.json (regular files only: a FIFO would block), which metric values can be ranked (finite numbers), and the
-ranking order (complete runs with args.json first; losses minimised). Problems are warnings on stderr naming the file
-and the fix; nothing here writes."""
+args.json (regular files only: a FIFO would block), which metric values can be ranked (finite numbers), each run's
+configuration (its result-changing arguments but the seed) and the ranking order (configurations by their mean over
+seeds; complete runs with args.json first; losses minimised). Problems are warnings on stderr naming the file and
+the fix; nothing here writes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import math
 import os
 import re
 import stat
+import statistics
 import sys
+
+from training.flags import COLUMNS, identity
 
 
 def warn(message: str) -> None:
@@ -36,6 +40,11 @@ def read_json(path: str) -> dict:
         raise ValueError("not a JSON object")
     return data
 
+
+# The hyper-parameters search.py shows for every run (the schema's search columns, training/flags.py), and the
+# configuration entries with a column of their own (configuration()).
+HPARAMS = tuple(COLUMNS)
+NAMED = ("method", "backbone")
 
 # The sections of args.json search.py reads (save_args writes each as a JSON object).
 ARGS_SECTIONS = ("model_args", "data_args", "training_args")
@@ -65,6 +74,67 @@ def backbone(run_args: dict | None) -> str | None:
     if not isinstance(path, str) or not path.strip("/"):
         return None
     return os.path.basename(path.rstrip("/"))
+
+
+def method(run_args: dict | None) -> str | None:
+    """'prefix', 'prompt' or 'finetune': recorded since the method table; older runs: from --prefix/--prompt."""
+    model_args = (run_args or {}).get("model_args") or {}
+    if not isinstance(model_args, dict) or not model_args:
+        return None
+    if model_args.get("method"):
+        return model_args["method"]
+    return "prefix" if model_args.get("prefix") else "prompt" if model_args.get("prompt") else "finetune"
+
+
+# Recorded arguments that do not tell configurations apart: the seed (averaged over), and what `backbone` and
+# `method` stand for (FacebookAI/roberta-large and /models/roberta-large are the backbone roberta-large).
+NOT_CONFIGURATION = frozenset({"seed", "model_name_or_path", "prefix", "prompt"})
+
+
+def configuration(run_args: dict) -> dict:
+    """A run's configuration, {flag: value}: every result-changing argument args.json records (training/flags.py
+    `identity`) but the seed, with the backbone and the method for --model_name_or_path, --prefix and --prompt."""
+    conf = {k: v for k, v in identity(run_args).items() if k not in NOT_CONFIGURATION}
+    return {**conf, "method": method(run_args), "backbone": backbone(run_args)}
+
+
+def same_value_key(value) -> str:
+    """Text that is equal for equal recorded values: a hand-edited args.json may hold a list (unhashable) or NaN
+    (never equal to itself)."""
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def hyperparameters(run_args: dict | None) -> dict:
+    """The HPARAMS, the method and the backbone from an args.json dict (read_args); None where not recorded."""
+    run_args = run_args or {}
+    sections = [run_args.get(section) for section in ARGS_SECTIONS if isinstance(run_args.get(section), dict)]
+    out = {name: next((sec[name] for sec in sections if name in sec), None) for name in HPARAMS}
+    return {**out, "method": method(run_args), "backbone": backbone(run_args)}
+
+
+def swept_flags(rows: list[dict]) -> list[str]:
+    """The configuration entries (a row's "flags") whose value differs among the runs with args.json, not recorded
+    counting as a value: the HPARAMS in their order, then the other flags by name, then method and backbone."""
+    confs = [r["flags"] for r in rows if r["args_json"]]
+    names = {name for conf in confs for name in conf}
+    varies = {n for n in names if len({same_value_key(c[n]) if n in c else None for c in confs}) > 1}
+    return [
+        *(n for n in HPARAMS if n in varies),
+        *sorted(varies - set(HPARAMS) - set(NAMED)),
+        *(n for n in NAMED if n in varies),
+    ]
+
+
+def flag_value(row: dict, name: str):
+    """A configuration entry of a run: None when not recorded (shown '?'), the text 'None' for a recorded null."""
+    value = row["flags"].get(name)
+    return "None" if value is None and name in row["flags"] else value
+
+
+def score(row: dict, key: str) -> float | None:
+    """The number `key` of the run's best_results.json, None when it has none (or not a finite one)."""
+    value = row["results"].get(key)
+    return float(value) if is_metric_number(value) else None
 
 
 def _words(name: str) -> list[str]:
@@ -184,20 +254,41 @@ def not_finite_reason(value: int | float) -> str:
     return f"{value!r}, not a finite number"
 
 
+def result_key(metric: str) -> str:
+    """The best_results.json entry METRIC ranks by: best_eval_<METRIC>, the dev score of the best epoch; for
+    METRIC test_<m>, best_test_<m>, the test score measured at that epoch (for reporting: select on dev)."""
+    return f"best_{metric}" if metric.startswith("test_") else f"best_eval_{metric}"
+
+
 def available_metrics(run_dirs: list[str]) -> list[str]:
-    """The METRIC names (best_eval_<METRIC> with a numeric value) found in the runs' best_results.json, sorted."""
-    names = set()
+    """The METRIC names found with a numeric value in the runs' best_results.json: the dev ones (best_eval_<METRIC>)
+    sorted, then the test ones (best_test_<m> as test_<m>) sorted."""
+    dev, test = set(), set()
     for run_dir in run_dirs:
         try:
             results = read_json(os.path.join(run_dir, "best_results.json"))
         except (OSError, ValueError):
             continue
-        names.update(
-            k.removeprefix("best_eval_")
-            for k, v in results.items()
-            if k.startswith("best_eval_") and is_metric_number(v)
-        )
-    return sorted(names)
+        for k, v in results.items():
+            if k.startswith("best_eval_") and is_metric_number(v):
+                dev.add(k.removeprefix("best_eval_"))
+            elif k.startswith("best_test_") and is_metric_number(v):
+                test.add(k.removeprefix("best_"))
+    return sorted(dev) + sorted(test)
+
+
+def companion_columns(metric: str, results: list[dict]) -> dict[str, str]:
+    """{header: best_results.json key} of the scores shown beside METRIC's, those some run has as a number: for a
+    dev metric m, `test` (best_test_m) and, for a task with several test splits, `test_<split>`
+    (best_test_test_<split>_m, training/best.py); for a test metric test_m, `dev` (best_eval_m)."""
+    if metric.startswith("test_"):
+        wanted = {"dev": f"best_eval_{metric.removeprefix('test_')}"}
+    else:
+        wanted = {"test": f"best_test_{metric}"}
+        for key in sorted({k for r in results for k in r}):
+            if key.startswith("best_test_test_") and key.endswith(f"_{metric}"):
+                wanted[key[len("best_test_") : -len(metric) - 1]] = key
+    return {h: k for h, k in wanted.items() if any(is_metric_number(r.get(k)) for r in results)}
 
 
 # Metrics where smaller is better (matched as the name or its suffix after "_"); every other metric is maximised.
@@ -208,8 +299,43 @@ def lower_is_better(metric: str) -> bool:
     return any(metric == name or metric.endswith("_" + name) for name in LOWER_IS_BETTER)
 
 
-def rank(rows: list[dict], metric: str) -> list[dict]:
-    """Complete runs with args.json first, then complete runs without, then runs stopped by a non-finite loss
-    (partial results); within each, best metric first (ties keep path order)."""
+def configurations(rows: list[dict], metric: str) -> list[dict]:
+    """The configurations of the complete runs with args.json, best mean first (ties: more seeds first, then the
+    path order of their first run). `rows`: in path order, each with "metric", "stopped" and "config" (the
+    same_value_key of its configuration; None without args.json). Each: {"runs": its complete runs in path order,
+    "best": the best of them (ties: the first), "stopped": its runs stopped by a non-finite loss (left out), "n",
+    "mean", "std" (sample std; None for one seed)}."""
     sign = 1 if lower_is_better(metric) else -1
-    return sorted(rows, key=lambda r: (r["stopped"] is not None, not r["args_json"], sign * r["metric"]))
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["config"] is not None:
+            groups.setdefault(row["config"], []).append(row)
+    out = []
+    for members in groups.values():  # in the path order of their first run
+        runs = [m for m in members if not m["stopped"]]
+        if not runs:
+            continue
+        values = [r["metric"] for r in runs]
+        out.append(
+            {
+                "runs": runs,
+                "best": min(runs, key=lambda r: sign * r["metric"]),
+                "stopped": [m for m in members if m["stopped"]],
+                "n": len(runs),
+                "mean": statistics.mean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else None,
+            }
+        )
+    return sorted(out, key=lambda c: (sign * c["mean"], -c["n"]))
+
+
+def rank(rows: list[dict], metric: str, configs: list[dict] = ()) -> list[dict]:
+    """Complete runs with args.json first, by their configuration's rank in `configs` (configurations(rows)), best
+    seed first within it; then complete runs without args.json, then runs stopped by a non-finite loss (partial
+    results), each by metric. Ties keep path order."""
+    sign = 1 if lower_is_better(metric) else -1
+    place = {id(run): i for i, config in enumerate(configs) for run in config["runs"]}
+    return sorted(
+        rows,
+        key=lambda r: (r["stopped"] is not None, not r["args_json"], place.get(id(r), 0), sign * r["metric"]),
+    )
