@@ -120,10 +120,10 @@ class ModelArguments(MethodArguments):
             raise ValueError(
                 f"--backbone_dtype must be one of {', '.join(BACKBONE_DTYPES)}, got {self.backbone_dtype!r}."
             )
-        if self.backbone_dtype != "float32" and self.method == "finetune":
+        if self.backbone_dtype != "float32" and self.trains_backbone:
             raise ValueError(
                 f"--backbone_dtype {self.backbone_dtype} needs a frozen backbone (--prefix or --prompt): "
-                "fine-tuning steps the backbone, which keeps float32 weights (--bf16/--fp16 give mixed precision)."
+                f"{self.method} steps backbone weights, which stay float32 (--bf16/--fp16 give mixed precision)."
             )
 
 

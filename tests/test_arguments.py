@@ -183,6 +183,10 @@ def test_tasks_sit_below_model_and_arguments():
             "--backbone_dtype bfloat16 --bf16",
             "--backbone_dtype bfloat16 needs a frozen backbone (--prefix or --prompt)",
         ),
+        (  # BitFit steps the backbone's biases: they must stay float32
+            "--bitfit --backbone_dtype bfloat16 --bf16",
+            "--backbone_dtype bfloat16 needs a frozen backbone (--prefix or --prompt): bitfit steps backbone",
+        ),
         (
             "--prefix --backbone_dtype bfloat16",
             "--backbone_dtype bfloat16 needs --bf16: autocast runs the float32",
