@@ -1,7 +1,7 @@
 """What evaluation costs per epoch and per run: the original's protocol vs this project's default, in one run.
 
-    python benchmarks/eval_cost.py                 # both datasets x both protocols (resumable), then the report
-    python benchmarks/eval_cost.py --report-only   # rebuild benchmarks/results/eval_cost.json from finished cells
+    python -m benchmarks.eval_cost                 # both datasets x both protocols (resumable), then the report
+    python -m benchmarks.eval_cost --report-only   # rebuild benchmarks/results/eval_cost.json from finished cells
 
 before = `--eval_test_every_epoch --group_eval_by_length False`: the labelled test split is scored at every new best
          dev epoch and evaluation batches are padded in input order (the original's trainer_base.py protocol).
@@ -25,12 +25,9 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:  # run as a script: `benchmarks.*` and the project's packages import from the root
-    sys.path.insert(0, ROOT)
-
-from benchmarks import paths  # noqa: E402
-from benchmarks.paths import DATA, minilm_path  # noqa: E402
+from benchmarks import paths
+from benchmarks.common.output import write_json
+from benchmarks.paths import DATA, ROOT, minilm_path
 
 RUNS = os.path.join(paths.RUNS, "eval_cost")
 RESULT = os.path.join(paths.RESULTS, "eval_cost.json")
@@ -155,8 +152,7 @@ def main(argv=None) -> dict:
     if args.cell:  # child process: one run, timings to <cell>.json
         dataset, protocol = args.cell
         timings = run_cell(dataset, protocol)
-        with open(os.path.join(RUNS, f"{dataset}-{protocol}.json"), "w") as f:
-            json.dump(timings, f, indent=1)
+        write_json(os.path.join(RUNS, f"{dataset}-{protocol}.json"), timings)
         return timings
     if not args.report_only:
         for dataset in args.datasets:
@@ -164,7 +160,8 @@ def main(argv=None) -> dict:
                 if os.path.exists(os.path.join(RUNS, f"{dataset}-{protocol}.json")):
                     continue
                 print(f"[eval_cost] {dataset} {protocol} ...", flush=True)
-                subprocess.run([sys.executable, __file__, "--cell", dataset, protocol], check=True, cwd=ROOT)
+                cmd = [sys.executable, "-m", "benchmarks.eval_cost", "--cell", dataset, protocol]
+                subprocess.run(cmd, check=True, cwd=ROOT)
     cells = {}
     for name in os.listdir(RUNS):
         if name.endswith(".json"):
@@ -175,9 +172,7 @@ def main(argv=None) -> dict:
         raise SystemExit(
             f"error: no finished before/after pair under {RUNS}; run without --report-only first."
         )
-    os.makedirs(os.path.dirname(RESULT), exist_ok=True)
-    with open(RESULT, "w") as f:
-        json.dump({"setup": __doc__.split("\n\n", 2)[2].strip(), **summary}, f, indent=2)
+    write_json(RESULT, {"setup": __doc__.split("\n\n", 2)[2].strip(), **summary}, indent=2)
     for dataset, row in summary.items():
         print(dataset, json.dumps(row))
     return summary

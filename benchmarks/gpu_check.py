@@ -1,21 +1,22 @@
 """A GPU check that answers issue 15 in one run of under four minutes: is P-tuning v2 right, fast and small on CUDA?
 
 Run (from the repository root, one CUDA GPU; no downloads: every model is random weights from a config):
-    python benchmarks/gpu_check.py                              # <= 4 min -> benchmarks/results/gpu.json + a table
-    python benchmarks/gpu_check.py --smoke                      # the same code path on CPU, tiny sizes, seconds
+    python -m benchmarks.gpu_check                              # <= 4 min -> benchmarks/results/gpu.json + a table
+    python -m benchmarks.gpu_check --smoke                      # the same code path on CPU, tiny sizes, seconds
                                                                 # -> $TMPDIR/gpu_check_smoke.json (never gpu.json)
 
 Sections, in order, each written to the JSON as soon as it is done (a run killed at the limit keeps what it did):
-  1. correctness (benchmarks/gpu_reference.py): hand-written references vs the model built by get_model, BERT,
-     RoBERTa and DeBERTa-v2, eager and SDPA, positions shifted and not, a padded row; fp32 and bf16 autocast.
-  2. sdpa_backends (benchmarks/gpu_sdpa.py): which SDPA kernel the dispatcher picks with the prefix mask and
+  1. correctness (benchmarks/gpu/correctness.py): the hand-written reference encoder vs the model built by
+     get_model, BERT, RoBERTa and DeBERTa-v2, eager and SDPA, positions shifted and not, a padded row; fp32 and
+     bf16 autocast.
+  2. sdpa_backends (benchmarks/gpu/sdpa.py): which SDPA kernel the dispatcher picks with the prefix mask and
      without, and which run alone.
-  3. speed (benchmarks/gpu_speed.py): roberta-large size (24 x 1024, 16 heads, FFN 4096), B=32, T=128, P=128 as
+  3. speed (benchmarks/gpu/speed.py): roberta-large size (24 x 1024, 16 heads, FFN 4096), B=32, T=128, P=128 as
      run_script/run_rte_roberta.sh; fine-tuning / P-tuning v2 / prompt tuning x fp32 / bf16 / fp16+GradScaler:
      ms per train step, samples/s, peak memory, ratios to fine-tuning, eval throughput vs the frozen backbone;
      then one step with gradient checkpointing each for fine-tuning and P-tuning v2 (their memory ratio again),
      and P-tuning v2 with the frozen backbone stored in bf16 (bf16_backbone).
-  4. compile (benchmarks/gpu_compile.py): torch.compile of the P-tuning v2 model (4 layers of the same width), in a
+  4. compile (benchmarks/gpu/compile.py): torch.compile of the P-tuning v2 model (4 layers of the same width), in a
      subprocess with a timeout.
 A global budget (--budget-s, counted from start) skips what would not fit and records it as skipped.
 """
@@ -24,30 +25,29 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 import warnings
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 START = time.monotonic()  # the command line counts its imports in the budget too
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from benchmarks.gpu_compile import compile_check, compile_worker  # noqa: E402
-from benchmarks.gpu_reference import correctness, short_error  # noqa: E402
-from benchmarks.gpu_sdpa import sdpa_probe  # noqa: E402
-from benchmarks.gpu_speed import CHECKPOINTED, LARGE, SMOKE, speed  # noqa: E402
+from benchmarks.common.output import write_json  # noqa: E402
+from benchmarks.common.spec import ROBERTA_LARGE, ROBERTA_SMOKE  # noqa: E402
+from benchmarks.gpu.compile import compile_check, compile_worker  # noqa: E402
+from benchmarks.gpu.correctness import correctness  # noqa: E402
+from benchmarks.gpu.models import short_error  # noqa: E402
+from benchmarks.gpu.sdpa import sdpa_probe  # noqa: E402
+from benchmarks.gpu.speed import CHECKPOINTED, speed  # noqa: E402
+from benchmarks.paths import RESULTS  # noqa: E402
 
-DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "gpu.json")  # the committed GPU results
+DEFAULT_OUT = os.path.join(RESULTS, "gpu.json")  # the committed GPU results
 SMOKE_OUT_NAME = "gpu_check_smoke.json"  # --smoke without --out: in the system temp folder
 MEMORY_TARGET = 0.5  # P-tuning v2 peak memory <= 0.5 x fine-tuning's, roberta-large size, bf16
 
@@ -127,9 +127,7 @@ def write(result: dict, out: str, budget: Budget, section: str | None = None) ->
     result["wall_s"] = budget.elapsed()
     if section:
         result.setdefault("section_end_s", {})[section] = round(result["wall_s"], 1)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(out, result)
 
 
 def run(smoke: bool, out: str, budget_s: float, warmup: int, steps: int, started: float, log=print) -> dict:
@@ -138,7 +136,7 @@ def run(smoke: bool, out: str, budget_s: float, warmup: int, steps: int, started
             "gpu_check: no CUDA device here; run it on a GPU machine, or use --smoke for the CPU path"
         )
     device = torch.device("cpu" if smoke else "cuda")
-    spec = SMOKE if smoke else LARGE
+    spec = ROBERTA_SMOKE if smoke else ROBERTA_LARGE
     budget = Budget(budget_s, started)
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

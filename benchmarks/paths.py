@@ -1,7 +1,6 @@
 """Where the benchmarks find things: the repository root, the data, their run and result folders, the MiniLM encoder.
 
-benchmarks/ has no __init__.py. Every entry script puts the repository root on sys.path and imports its siblings as
-`benchmarks.<module>` (a namespace package), which is also how the tests import them.
+Also imported outside benchmarks/ (quickstart.py, the MiniLM run scripts, tests): keep it a leaf module.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Serving K adapters from one backbone: mixed batches vs one adapter per batch vs K separately loaded models.
 
-    python benchmarks/serving.py                                     # MiniLM, K = 1, 4, 16 -> results/serving.json
-    python benchmarks/serving.py --ks 1 4 --examples 64 --batch_size 16 --repeats 1 --out /tmp/serving  # a try
-    python benchmarks/serving.py --smoke --out /tmp/serving          # tiny random BERT, K = 1, 2, same code path
+    python -m benchmarks.serving                                     # MiniLM, K = 1, 4, 16 -> results/serving.json
+    python -m benchmarks.serving --ks 1 4 --examples 64 --batch_size 16 --repeats 1 --out /tmp/serving  # a try
+    python -m benchmarks.serving --smoke --out /tmp/serving          # tiny random BERT, K = 1, 2, same code path
 
 Backbone: all-MiniLM-L6-v2 (benchmarks/paths.py), eval, no_grad, CUDA when present, else CPU. K random P-tuning v2
 adapters (sequence classification, 2 or 3 labels, --prefix, P = 16) are built with build_on on ONE backbone; an
@@ -51,13 +51,9 @@ import os
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:  # run as a script: `benchmarks.*` and the project's packages import from the root
-    sys.path.insert(0, ROOT)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
@@ -65,6 +61,9 @@ import transformers  # noqa: E402
 from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: E402
 
 from arguments import ModelArguments  # noqa: E402
+from benchmarks.common.output import write_json  # noqa: E402
+from benchmarks.common.process import json_child, proc_status_kib  # noqa: E402
+from benchmarks.common.tiny import save_tiny_model  # noqa: E402
 from benchmarks.paths import DATA, RESULTS, minilm_path  # noqa: E402
 from model.config import MethodConfig  # noqa: E402
 from model.multi_adapter import MultiAdapterModel, build_on  # noqa: E402
@@ -194,11 +193,8 @@ def time_interleaved(runs: dict, repeats: int, device) -> dict[str, list[float]]
 
 
 def _status_bytes(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))  # kB
-    except (OSError, StopIteration):
-        return None
+    kib = proc_status_kib(field)
+    return None if kib is None else kib * 1024
 
 
 def pay_lazy_imports(path: str, device) -> None:
@@ -250,10 +246,8 @@ def child(request: dict) -> dict:
 
 
 def peak_in_child(request: dict) -> int | None:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(request)]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=True, cwd=ROOT)
-        return json.loads(done.stdout.strip().splitlines()[-1])["peak_bytes"]
+        return json_child("benchmarks.serving", ["--child", json.dumps(request)], timeout=1800)["peak_bytes"]
     except (subprocess.SubprocessError, ValueError, IndexError, KeyError) as err:
         detail = str(getattr(err, "stderr", None) or err)[-500:]
         print(
@@ -367,9 +361,7 @@ def main(argv=None) -> dict:
     try:
         with tempfile.TemporaryDirectory(prefix="serving-tiny-") as tmp:
             if args.smoke:  # tiny random BERT 2 x 32 with MiniLM's tokenizer
-                from benchmarks.tta_smoke import write_model
-
-                args.device, path, name = "cpu", write_model(tmp), "tiny random BERT 2 x 32"
+                args.device, path, name = "cpu", save_tiny_model(tmp, "bert"), "tiny random BERT 2 x 32"
             else:
                 path, name = minilm_path(), "all-MiniLM-L6-v2"
             result = run(args, path, name)
@@ -377,9 +369,7 @@ def main(argv=None) -> dict:
         torch.set_num_threads(threads)  # main() may run inside a test session: leave it as it was
         if bars:
             hf_logging.enable_progress_bar()
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, os.path.basename(DEFAULT_OUT)), "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(os.path.join(args.out, os.path.basename(DEFAULT_OUT)), result)
     print_table(result)
     return result
 

@@ -1,10 +1,10 @@
 """Speed and memory of P-tuning v2 vs fine-tuning vs prompt tuning, on CPU, in one process.
 
 Run (from the repository root):
-    python benchmarks/speed.py                      # full run, ~12 min on 2 quiet cores -> benchmarks/results/speed.json
-    python benchmarks/speed.py --quick              # smoke: 1 round, small sweeps, no MiniLM/BERT-base/RSS
-    python benchmarks/speed.py --investigate        # + why: attention, AdamW kind, embedding grad, dropout, profiler
-    python benchmarks/speed.py --out /tmp/s.json --rounds 6 --steps 4 --warmup 2 --no-rss --no-minilm --threads 1
+    python -m benchmarks.speed                  # full run, ~12 min on 2 quiet cores -> benchmarks/results/speed.json
+    python -m benchmarks.speed --quick          # smoke: 1 round, small sweeps, no MiniLM/BERT-base/RSS
+    python -m benchmarks.speed --investigate    # + why: attention, AdamW kind, embedding grad, dropout, profiler
+    python -m benchmarks.speed --out /tmp/s.json --rounds 6 --steps 4 --warmup 2 --no-rss --no-minilm --threads 1
 
 What is measured (torch.set_num_threads(2); the same batch, T and backbone for every variant of a model):
   train step  forward + backward + AdamW step (+ zero_grad) on a sequence-classification head, median ms over
@@ -33,36 +33,33 @@ headline config: its ratios are checked against the targets); (b) the packaged s
 over --base-rounds rounds (a fine-tuning step takes seconds on 2 threads).
 Rows are padded to T with random lengths in [T/2, T] (one full row), as --pad_to_max_length batches are.
 
-Modules: speed_models.py (Spec, the variants, the batch), speed_timing.py (steps, round-robin, medians, ratios),
-speed_memory.py (byte counts, the RSS worker), speed_sections.py (one model, the sweeps, the investigation),
-speed_report.py (targets, printed tables); this file is the run and the command line.
+Modules: common/spec.py (Spec, the shapes, the batch), cpu/variants.py (one model + AdamW per variant),
+cpu/timing.py (steps, round-robin, medians, ratios), cpu/memory.py (byte counts, the RSS worker), cpu/sections.py
+(one model, the sweeps, the investigation), cpu/report.py (targets, printed tables); this file is the run and the
+command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
-import sys
 import time
 from dataclasses import dataclass, field
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:  # run as a script: `benchmarks.*` and the project's packages import from the root
-    sys.path.insert(0, ROOT)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
+from benchmarks.common.output import write_json  # noqa: E402
+from benchmarks.common.spec import BERT_BASE, BERT_4x256, Spec, minilm_spec  # noqa: E402
+from benchmarks.cpu.memory import rss_worker  # noqa: E402
+from benchmarks.cpu.report import report, targets  # noqa: E402
+from benchmarks.cpu.sections import bench_model, investigate, sweep_prefix_len, sweep_seq_len  # noqa: E402
+from benchmarks.cpu.timing import torch_threads  # noqa: E402
 from benchmarks.paths import RESULTS  # noqa: E402
-from benchmarks.speed_memory import rss_worker  # noqa: E402
-from benchmarks.speed_models import BERT_BASE, BERT_4x256, Spec, minilm_spec  # noqa: E402
-from benchmarks.speed_report import report, targets  # noqa: E402
-from benchmarks.speed_sections import bench_model, investigate, sweep_prefix_len, sweep_seq_len  # noqa: E402
-from benchmarks.speed_timing import torch_threads  # noqa: E402
 
 THREADS = 2
 
@@ -210,9 +207,7 @@ def main(argv=None) -> dict:
         rounds_by_model={BERT_BASE.name: args.base_rounds},
     )
     report(result)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1, sort_keys=False)
+    write_json(args.out, result)
     print(f"\nwrote {args.out}")
     return result
 

@@ -1,4 +1,4 @@
-"""benchmarks/speed.py (+ speed_*.py): the core run on a tiny random BERT (2 layers x 32), one repeat; shapes of the result only.
+"""benchmarks/speed.py (+ benchmarks/cpu/): the core run on a tiny random BERT (2 layers x 32), one repeat; shapes of the result only.
 
 Timings are not asserted (they are machine noise at this size); byte counts are exact formulas of the config."""
 
@@ -9,9 +9,10 @@ import math
 import pytest
 import torch
 
+from benchmarks.common.spec import TINY
+from benchmarks.cpu.report import report
+from benchmarks.cpu.variants import TRAIN_VARIANTS
 from benchmarks.speed import run_benchmark
-from benchmarks.speed_models import TINY, TRAIN_VARIANTS
-from benchmarks.speed_report import report
 
 REQUIRED = (
     "step_ratio_prefix_vs_finetune",

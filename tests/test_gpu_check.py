@@ -3,16 +3,17 @@
 The smoke run writes into tmp_path (never benchmarks/results/gpu.json). Timings are not asserted (noise at this
 size); the reference-equality figures must pass, and the JSON must hold every key the GPU run reports."""
 
-import copy
 import json
 import os
 
 import pytest
 import torch
 
+from benchmarks.common.reference import reference_batch
+from benchmarks.gpu.correctness import TOLERANCE, reference_bert, rel_err
+from benchmarks.gpu.models import load, save_backbone
+from benchmarks.gpu.speed import METHODS, PRECISIONS
 from benchmarks.gpu_check import DEFAULT_OUT, main
-from benchmarks.gpu_reference import TOLERANCE, load, make_batch, reference_bert, rel_err, save_backbone
-from benchmarks.gpu_speed import METHODS, PRECISIONS
 
 
 def _stamp(path):
@@ -74,11 +75,11 @@ def test_reference_equality_passes_on_cpu(smoke):
 def test_the_reference_can_fail(tmp_path):
     """The same reference with positions shifted the other way is far off: the check is not vacuous."""
     model = load(save_backbone("roberta", str(tmp_path)), "cpu", shift=True).eval()
-    ids, mask = make_batch(model.config.vocab_size, "cpu")
+    ids, mask = reference_batch(model.config.vocab_size)
     with torch.no_grad():
         got = model(input_ids=ids, attention_mask=mask).logits
-        right = reference_bert(copy.deepcopy(model).double(), ids, mask, shift=True)[1]
-        wrong = reference_bert(copy.deepcopy(model).double(), ids, mask, shift=False)[1]
+        right = reference_bert(model, ids, mask, shift=True)[1]
+        wrong = reference_bert(model, ids, mask, shift=False)[1]
     assert rel_err(got, right) < TOLERANCE["fp32"]
     assert rel_err(got, wrong) > 100 * TOLERANCE["fp32"]
 

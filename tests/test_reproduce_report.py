@@ -122,7 +122,7 @@ def test_report_only_without_run_folders_rerenders_the_saved_results(runs):
 
 
 def test_report_only_with_nothing_to_report_stops_and_writes_nothing(runs):
-    with pytest.raises(SystemExit, match="no finished runs under .* run `python benchmarks/reproduce.py`"):
+    with pytest.raises(SystemExit, match="no finished runs under .* run `python -m benchmarks.reproduce`"):
         reproduce.main(["--report-only"])
     assert not (runs / "results").exists()
 

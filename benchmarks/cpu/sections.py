@@ -1,7 +1,7 @@
-"""The measured sections of a speed.py run: one model's variants, the sweeps over P and T, the investigation.
+"""The measured sections of a benchmarks/speed.py run: one model's variants, the sweeps over P and T, the investigation.
 
 bench_model times every training variant and the eval variants of one Spec round-robin and adds the exact memory
-counts (speed_memory) and the headline ratios; the sweeps time prefix steps against P and against T on the headline
+counts (cpu/memory.py) and the headline ratios; the sweeps time prefix steps against P and against T on the headline
 config; investigate times alternative set-ups against the default fine-tuning step and profiles both methods.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 import gc
 from dataclasses import asdict
 
-from benchmarks.speed_memory import measure_memory, rss_in_subprocess
-from benchmarks.speed_models import EVAL_VARIANTS, TRAIN_VARIANTS, Spec, build, make_batch
-from benchmarks.speed_timing import eval_step, paired_ratio, round_robin, summarize, train_step
+from benchmarks.common.spec import Spec, make_batch
+from benchmarks.cpu.memory import measure_memory, rss_in_subprocess
+from benchmarks.cpu.timing import eval_step, paired_ratio, round_robin, summarize, train_step
+from benchmarks.cpu.variants import EVAL_VARIANTS, TRAIN_VARIANTS, build
 
 
 def bench_model(spec: Spec, rounds: int, warmup: int, steps: int, optim: str, rss: bool, log=print) -> dict:

@@ -1,4 +1,5 @@
-"""Speed half of benchmarks/gpu_check.py: train and eval steps at roberta-large size, per method and precision.
+"""Speed section of benchmarks/gpu_check.py: train and eval steps at roberta-large size (benchmarks/common/spec.py's
+ROBERTA_LARGE), per method and precision.
 
 A train step is forward + backward + fused AdamW step + zero_grad (HF Trainer's order and default optimizer), with a
 sequence-classification head, dropout 0.1 everywhere (--hidden_dropout_prob 0.1). Precisions as HF Trainer runs them:
@@ -14,94 +15,18 @@ no prefix) in eval, i.e. the bare frozen backbone P-tuning v2 is compared with.
 
 from __future__ import annotations
 
-import gc
 import os
 import statistics
 import time
-from dataclasses import dataclass
 
 import torch
 
-from benchmarks.gpu_reference import autocast_for, load, short_error
+from benchmarks.common.models import adamw
+from benchmarks.common.spec import make_batch
+from benchmarks.gpu.models import autocast_for, free, load, save_large, short_error
 
 METHODS = ("finetune", "prefix", "prompt")
 PRECISIONS = ("bf16", "fp32", "fp16")  # bf16 first: it carries the memory target
-
-
-@dataclass(frozen=True)
-class SpeedSpec:
-    """A random RoBERTa and the batch it is timed on; the default is roberta-large with run_rte_roberta.sh's sizes."""
-
-    name: str = "roberta-large (random weights)"
-    layers: int = 24
-    hidden: int = 1024
-    heads: int = 16
-    ffn: int = 4096
-    vocab: int = 50265
-    max_positions: int = 514
-    batch: int = 32
-    seq_len: int = 128
-    pre_seq_len: int = 128
-    num_labels: int = 2
-
-
-LARGE = SpeedSpec()
-SMOKE = SpeedSpec(
-    "tiny roberta 2 x 64 (smoke)",
-    layers=2,
-    hidden=64,
-    heads=4,
-    ffn=128,
-    vocab=200,
-    max_positions=64,
-    batch=4,
-    seq_len=16,
-    pre_seq_len=8,
-)
-
-
-def save_large(spec: SpeedSpec, path: str, device) -> str:
-    """The random backbone of `spec`, saved once so every method loads the same weights through get_model."""
-    from transformers import AutoModel, RobertaConfig
-
-    # roberta-large's config.json, dropout 0.1
-    config = RobertaConfig(
-        vocab_size=spec.vocab,
-        hidden_size=spec.hidden,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        intermediate_size=spec.ffn,
-        max_position_embeddings=spec.max_positions,
-        type_vocab_size=1,
-        layer_norm_eps=1e-5,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        num_labels=spec.num_labels,
-    )
-    torch.manual_seed(0)
-    try:  # random init on the GPU: seconds instead of a CPU init of 355 M parameters
-        with torch.device(device):
-            backbone = AutoModel.from_config(config)
-    except Exception:
-        backbone = AutoModel.from_config(config)
-    backbone.save_pretrained(path)
-    del backbone
-    free(torch.device(device))
-    return path
-
-
-def make_batch(spec: SpeedSpec, device) -> dict:
-    """B rows of random ids padded to T (lengths in [T/2, T], row 0 full), as --pad_to_max_length batches are."""
-    g = torch.Generator().manual_seed(0)
-    T, B = spec.seq_len, spec.batch
-    ids = torch.randint(3, spec.vocab, (B, T), generator=g)
-    lengths = torch.randint(T // 2, T + 1, (B,), generator=g)
-    lengths[0] = T
-    mask = (torch.arange(T)[None, :] < lengths[:, None]).long()  # (B, T)
-    ids = ids.masked_fill(mask == 0, 1)  # RoBERTa's <pad>
-    labels = torch.randint(0, spec.num_labels, (B,), generator=g)
-    return {k: v.to(device) for k, v in {"input_ids": ids, "attention_mask": mask, "labels": labels}.items()}
 
 
 def sync(device) -> None:
@@ -136,8 +61,7 @@ def timed(fn, device, warmup: int, steps: int) -> dict:
 
 def make_train_step(model, batch, device, precision: str):
     """(step function, optimizer, scaler): one HF-Trainer-like step; GradScaler only for fp16."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0, fused=True)
+    opt = adamw(model, "fused")
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     last = {}
 
@@ -198,8 +122,7 @@ def checkpointing_check(model, batch, device, precision, warmup, steps) -> dict:
     try:
         model.gradient_checkpointing_enable()
         model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0, fused=True)
+        opt = adamw(model, "fused")
         last, grads = {}, {}
 
         def checked_step():
@@ -246,18 +169,10 @@ def bf16_backbone_bench(path, spec, device, batch, warmup, steps) -> dict:
         free(device)
 
 
-def free(device) -> int | None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        return torch.cuda.memory_allocated(device)
-    return None
-
-
 def speed(path, spec, device, budget, warmup, steps, log=print, unit_reserve_s=20.0) -> dict:
     """Every method x precision: train and eval figures, the ratios to fine-tuning, and the checkpointing check.
     The random backbone is saved to `path` (save_large) when the first method fits the budget."""
-    batch = make_batch(spec, device)
+    batch = make_batch(spec, device=device)
     train = {p: {} for p in PRECISIONS}
     evals = {p: {} for p in PRECISIONS}
     params, leftovers = {}, {}

@@ -9,7 +9,9 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from benchmarks.gpu_reference import _SIZES, autocast_for, load, make_batch, save_backbone, short_error
+from benchmarks.common.reference import reference_batch
+from benchmarks.common.tiny import TINY_SIZES
+from benchmarks.gpu.models import autocast_for, load, save_backbone, short_error
 
 
 def _backends():
@@ -76,7 +78,9 @@ def sdpa_probe(root: str, device, log=print) -> dict:
     cases = []
     for precision in ("fp32", "bf16"):
         for padded in (True, False):
-            ids, mask = make_batch(_SIZES["vocab_size"], device, batch=4, seq_len=32, padded=padded)
+            ids, mask = reference_batch(
+                TINY_SIZES["vocab_size"], batch=4, seq_len=32, padded=padded, device=device
+            )
             for mode in ("train", "eval"):
                 for name, model in models.items():
                     model.train(mode == "train")
