@@ -24,7 +24,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from model.checkpoint import resolve_checkpoint_dir
 from model.config import MethodArguments
-from model.utils import check_model_path
+from model.loading import check_model_path
 from tasks.qa import QuestionAnsweringArguments  # noqa: F401  (re-exported: the original's import path)
 from tasks.registry import FAMILIES, family_arguments, get_task
 from training.flags import RENAMED_FLAGS, given

@@ -19,11 +19,11 @@ import sys
 import datasets
 import torch
 import transformers
-from transformers import AutoConfig, AutoTokenizer, set_seed
+from transformers import set_seed
 
 from arguments import args_payload, get_args, save_args
-from model.backbones import get_backbone
 from model.checkpoint import task_record
+from model.loading import load_config, load_tokenizer, read_checkpoint
 from model.ptuning import PTuningError
 from model.utils import get_model
 from tasks import DataError, get_task
@@ -35,7 +35,6 @@ from training.run_folder import (
     claim_for_training,
     clear_previous_run,
     refuse_training_folder_for_eval,
-    safetensors_problem,
 )
 from training.trainer import NonFiniteLossError, PTuningTrainer
 
@@ -84,8 +83,16 @@ def run(model_args, data_args, training_args, *family_args) -> dict:
     raw = limit_samples(task.load(data_args, needed_splits(task, training_args)), data_args)
 
     # -- tokenizer, features, model --------------------------------------------------------------------------------
-    config = load_config(model_args, task)
-    tokenizer = load_tokenizer(model_args, task, config)
+    hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
+    hub["trust_remote_code"] = model_args.trust_remote_code
+    config = load_config(model_args.config_name or model_args.model_name_or_path, task, **hub)
+    tokenizer = load_tokenizer(
+        model_args.tokenizer_name or model_args.model_name_or_path,
+        task,
+        config,
+        use_fast=model_args.use_fast_tokenizer,
+        **hub,
+    )
     features = tokenize(raw, task, tokenizer, data_args)
     model = get_model(model_args, task.task_type, config)
     model.task_record = task_record(
@@ -237,67 +244,10 @@ def needed_splits(task, training_args) -> list[str]:
     return splits
 
 
-def load_config(model_args, task):
-    kwargs = {"num_labels": task.num_labels, "finetuning_task": f"{task.family}-{task.name}"}
-    if task.label_list:
-        kwargs["id2label"] = dict(enumerate(task.label_list))
-        kwargs["label2id"] = {label: i for i, label in enumerate(task.label_list)}
-    path = model_args.config_name or model_args.model_name_or_path
-    try:
-        return AutoConfig.from_pretrained(
-            path,
-            cache_dir=model_args.cache_dir,
-            revision=model_args.model_revision,
-            trust_remote_code=model_args.trust_remote_code,
-            **kwargs,
-        )
-    except OSError as err:
-        raise SystemExit(
-            f"error: cannot load a model config from {path!r}: give a local directory holding "
-            f"config.json (and weights), or a Hub id while online. ({str(err).splitlines()[0]})"
-        ) from None
-
-
-def load_tokenizer(model_args, task, config):
-    quirks = get_backbone(config)
-    kwargs = {"add_prefix_space": True} if task.pretokenized and quirks.add_prefix_space else {}
-    path = model_args.tokenizer_name or model_args.model_name_or_path
-    fix = "the directory needs the tokenizer files (tokenizer.json or vocab files), or pass --tokenizer_name"
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            path,
-            cache_dir=model_args.cache_dir,
-            revision=model_args.model_revision,
-            use_fast=model_args.use_fast_tokenizer and (quirks.use_fast_tokenizer or task.fast_tokenizer),
-            trust_remote_code=model_args.trust_remote_code,
-            **kwargs,
-        )
-    except (OSError, ValueError, TypeError) as err:
-        raise SystemExit(
-            f"error: cannot load a tokenizer from {path!r}: {fix}. ({str(err).splitlines()[0]})"
-        ) from None
-    # transformers 5 builds an EMPTY tokenizer (special tokens only) from a directory without tokenizer files
-    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
-        raise SystemExit(f"error: cannot load a tokenizer from {path!r}: it has no vocabulary; {fix}.")
-    if len(tokenizer) > config.vocab_size:
-        raise SystemExit(
-            f"error: the tokenizer of {path!r} has {len(tokenizer)} tokens but the model only {config.vocab_size} "
-            "embeddings: tokenizer and model do not belong together."
-        )
-    return tokenizer
-
-
 def load_ptuning_checkpoint(model, directory: str) -> None:
-    from safetensors.torch import load_file
-
-    path = os.path.join(directory, "model.safetensors")
-    problem = safetensors_problem(path)
-    if problem:
-        raise PTuningError(
-            f"--ptuning_checkpoint: {path} {problem}; point it at a best_model/ folder written by run.py."
-        )
-    model.load_state_dict(load_file(path))
-    logger.info("Loaded the trained %s from %s", model.method, directory)
+    checkpoint = read_checkpoint(directory, model.config, model.config.name_or_path)
+    model.load_state_dict(checkpoint.tensors)
+    logger.info("Loaded the trained %s from %s", model.method, checkpoint.path)
 
 
 def write_predictions(task, predictions, features, examples, data_args, path) -> None:

@@ -89,11 +89,9 @@ def sample_word_ids(config, count: int, tokenizer_path: str | None = None) -> to
     special ones."""
     candidates = None
     if tokenizer_path and os.path.isdir(tokenizer_path):
-        from transformers import AutoTokenizer
+        from model.loading import vocabulary
 
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
-        special = set(tokenizer.all_special_ids)
-        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        pieces, special = vocabulary(tokenizer_path)
         candidates = [
             i
             for i, piece in enumerate(pieces)

@@ -24,7 +24,6 @@ Features of all adapters are sorted by length and batched together: one batch mi
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
 from functools import partial
 from types import SimpleNamespace
@@ -32,20 +31,16 @@ from types import SimpleNamespace
 import datasets
 import numpy as np
 import torch
-from safetensors.torch import load_file
-from transformers import AutoConfig
 
 from model.backbones import get_backbone
-from model.checkpoint import read_meta, resolve_checkpoint_dir
 from model.config import MethodConfig, PTuningError
+from model.loading import check_model_path, load_backbone, load_config, load_tokenizer, read_checkpoint
 from model.methods import METHODS
 from model.multi_adapter import MultiAdapterModel, build_on
-from model.utils import check_model_path, load_backbone
 from serving import outputs, windows
 from tasks import get_task
 from tasks.task_type import TaskType
 
-SIZE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads")
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -105,18 +100,13 @@ class Predictor:
             )  # a missing local path: no Hub retries
         except ValueError as err:
             raise PTuningError(str(err)) from None
-        try:
-            config = AutoConfig.from_pretrained(model_name_or_path)
-        except OSError as err:
-            raise PTuningError(
-                f"cannot load a model config from {model_name_or_path!r}: give the local backbone directory the "
-                f"checkpoints were trained on. ({str(err).splitlines()[0]})"
-            ) from None
-        quirks = get_backbone(config)
-        kwargs = {"add_pooling_layer": True} if quirks.pooler == "backbone" else {}
-        self.attn_implementation = attn_implementation if quirks.attention == "interface" else "eager"
+        config = load_config(model_name_or_path)
+        # any head may be attached: keep the pooler where the backbone has one (sequence classification reads it)
+        self.attn_implementation = (
+            attn_implementation if get_backbone(config).attention == "interface" else "eager"
+        )
         backbone = load_backbone(
-            model_name_or_path, config=config, attn_implementation=self.attn_implementation, **kwargs
+            model_name_or_path, pooler=True, attn_implementation=self.attn_implementation, config=config
         )
         self.model = MultiAdapterModel(backbone.to(self.device).eval())
         self.adapters: dict[str, Adapter] = {}
@@ -128,27 +118,13 @@ class Predictor:
         then its best_model/, even though the run folder also holds the last epoch's weights) as `name`."""
         if name in self.adapters:
             raise PTuningError(f"adapter name {name!r} is used twice: give each checkpoint its own name.")
-        checkpoint_dir = resolve_checkpoint_dir(checkpoint_dir)
-        meta = read_meta(checkpoint_dir)
-        config = self.model.config
-        sizes = [
-            f"{k} {meta.get(k)!r} vs {getattr(config, k)!r}"
-            for k in SIZE_KEYS
-            if meta.get(k) != getattr(config, k)
-        ]
+        try:
+            checkpoint = read_checkpoint(checkpoint_dir, self.model.config, self.path)
+        except PTuningError as err:
+            raise PTuningError(f"adapter {name!r}: {err}") from None
+        checkpoint_dir, meta = checkpoint.path, checkpoint.meta
         record = meta.get("task") or {}
-        if sizes:
-            raise PTuningError(
-                f"adapter {name!r} ({checkpoint_dir}) was trained on another backbone or size ({', '.join(sizes)}; "
-                f"checkpoint vs {self.path}): load the backbone it was trained on"
-                + (f" ({record['backbone']})." if record.get("backbone") else ".")
-            )
-        method = METHODS.get(meta.get("method"))
-        if method is None:
-            raise PTuningError(
-                f"adapter {name!r} ({checkpoint_dir}) was trained with method {meta.get('method')!r}, which this "
-                f"version does not know (known: {', '.join(METHODS)})."
-            )
+        method = METHODS[meta["method"]]  # read_checkpoint refused a method this version does not know
         if method.not_servable is not None:  # it changes the backbone: a shared frozen one cannot run it
             raise PTuningError(
                 f"adapter {name!r} ({checkpoint_dir}) is {method.not_servable}; use run.py --do_predict "
@@ -174,16 +150,7 @@ class Predictor:
         method_config = MethodConfig.from_record(meta["method_config"], attn_implementation=attn)
         num_labels = meta["num_labels"]
         model = build_on(self.model.backbone, method_config, TaskType[meta["task_type"]], num_labels)
-        tensors = load_file(os.path.join(checkpoint_dir, "model.safetensors"))
-        bad = next(
-            (k for k, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all())), None
-        )
-        if bad is not None:
-            raise PTuningError(
-                f"adapter {name!r}: {checkpoint_dir}/model.safetensors holds non-finite weights (NaN or inf) in "
-                f"{bad}: its training diverged; use an earlier checkpoint of the run, or retrain it."
-            )
-        model.load_state_dict(tensors)
+        model.load_state_dict(checkpoint.tensors)
         index = self.model.add(name, model.to(self.device))
         data_args = SimpleNamespace(  # run.py records max_seq_length, doc_stride and template_id, resolved
             **record["data_args"],
@@ -194,19 +161,10 @@ class Predictor:
         return adapter
 
     def _tokenizer(self, task):
-        from run import load_tokenizer  # the tokenizer exactly as run.py loads it for this task
-
+        """The tokenizer exactly as run.py loads it for this task (model/loading.py), one per kind of task."""
         key = (task.pretokenized, task.fast_tokenizer)
         if key not in self._tokenizers:
-            args = SimpleNamespace(
-                tokenizer_name=None,
-                model_name_or_path=self.path,
-                cache_dir=None,
-                model_revision="main",
-                use_fast_tokenizer=True,
-                trust_remote_code=False,
-            )
-            self._tokenizers[key] = load_tokenizer(args, task, self.model.config)
+            self._tokenizers[key] = load_tokenizer(self.path, task, self.model.config)
         return self._tokenizers[key]
 
     # -- predicting ------------------------------------------------------------------------------------------------

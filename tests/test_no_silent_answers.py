@@ -257,7 +257,7 @@ def test_a_missing_local_model_path_is_one_line_without_the_hub(path, tmp_path, 
 
 
 def test_hub_ids_are_not_taken_for_local_paths():
-    from model.utils import looks_local
+    from model.loading import looks_local
 
     assert not looks_local("roberta-large") and not looks_local("FacebookAI/roberta-large")
 

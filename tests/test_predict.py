@@ -609,9 +609,7 @@ def test_an_unusable_device_is_one_error_before_loading(tiny_bert, monkeypatch, 
 def test_a_missing_local_backbone_path_is_one_error_without_the_hub(monkeypatch, tmp_path):
     import serving.predictor
 
-    monkeypatch.setattr(
-        serving.predictor.AutoConfig, "from_pretrained", lambda *a, **k: pytest.fail("looked up")
-    )
+    monkeypatch.setattr(serving.predictor, "load_config", lambda *a, **k: pytest.fail("looked up"))
     missing = str(tmp_path / "no-such-backbone")
     with pytest.raises(PTuningError, match=f"--model_name_or_path {missing!r} is not a folder here"):
         serving.predictor.Predictor(missing, device="cpu")

@@ -12,6 +12,7 @@ import pytest
 
 import fixtures
 import run
+from model.config import PTuningError
 from tiny import save_tiny_model
 from training.run_folder import RunFolderError
 
@@ -211,7 +212,7 @@ def test_model_dir_without_tokenizer(tiny_bert, rte_dir, tmp_path):
     weights_only.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(os.path.join(tiny_bert, name), weights_only / name)
-    with pytest.raises(SystemExit, match="cannot load a tokenizer from"):
+    with pytest.raises(PTuningError, match="cannot load a tokenizer from"):
         run.main(argv_for(str(weights_only), rte_dir, str(tmp_path / "o")))
 
 
@@ -219,7 +220,7 @@ def test_prefix_checkpoint_from_another_backbone_is_refused(tiny_bert, rte_dir, 
     out = str(tmp_path / "bert-run")
     run.main(argv_for(tiny_bert, rte_dir, out, "--num_train_epochs", "1"))
     roberta = save_tiny_model(str(tmp_path / "tiny-roberta"), "roberta")
-    with pytest.raises(ValueError, match="model_type: checkpoint 'bert' vs model 'roberta'"):
+    with pytest.raises(PTuningError, match=r"trained on another backbone or size \(model_type 'bert' vs 'roberta';"):
         run.main(
             [
                 "--model_name_or_path",
