@@ -1,17 +1,13 @@
 """Command-line arguments: ModelArguments, DataTrainingArguments and HF TrainingArguments, with help on every field,
 plus each task family's own dataclass (tasks.registry.family_arguments(); today QA's, in tasks/qa.py).
 
-`get_args()` returns (model_args, data_args, training_args, *family_args): with QA's the only family arguments, the
-original's (model_args, data_args, training_args, qa_args). Old spellings that transformers removed
-(`--evaluation_strategy`) are translated with a warning. `save_args()` writes the resolved arguments into the output
-directory, where search.py reads the hyper-parameters of each run.
+`get_args()` returns (model_args, data_args, training_args, *family_args), as the original's (model_args, data_args,
+training_args, qa_args), after the checks across flags; `save_args()` writes them as args.json, which search.py reads.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import logging
 import math
@@ -27,7 +23,7 @@ from model.config import MethodArguments
 from model.loading import check_model_path
 from tasks.qa import QuestionAnsweringArguments  # noqa: F401  (re-exported: the original's import path)
 from tasks.registry import FAMILIES, family_arguments, get_task
-from training.flags import RENAMED_FLAGS, given
+from training.flags import given, translate_old_flags
 from training.run_folder import write_record
 from training.schedules import resolve_lr_schedule
 
@@ -290,17 +286,6 @@ class PTuningTrainingArguments(TrainingArguments):
         super().__post_init__()
 
 
-def _translate_old_flags(argv: list[str]) -> list[str]:
-    out = []
-    for arg in argv:
-        name, eq, value = arg.partition("=")
-        if name in RENAMED_FLAGS:
-            logger.warning("%s was renamed %s in transformers; translating.", name, RENAMED_FLAGS[name])
-            arg = RENAMED_FLAGS[name] + eq + value
-        out.append(arg)
-    return out
-
-
 USAGE = (
     "run.py --model_name_or_path M --task_name FAMILY --dataset_name D [--prefix | --prompt] "
     "[--do_train] [--do_eval] [--do_predict] [flags]"
@@ -342,7 +327,7 @@ def _usage_error(parser: HfArgumentParser, message: str) -> None:
 def get_args(argv: list[str] | None = None):
     """Parse argv (default sys.argv[1:]) into (model_args, data_args, training_args, *family_args); unknown flags
     are one clear error naming them. The dataset's forced family arguments (Task.args_overrides) are applied."""
-    argv = _translate_old_flags(list(sys.argv[1:] if argv is None else argv))
+    argv = translate_old_flags(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     try:
         *parsed, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
@@ -369,12 +354,8 @@ def get_args(argv: list[str] | None = None):
         logger.warning(
             "--eval_strategy no: dev is scored once after training, so no best_results.json or best_model/ is written."
         )
-    scores = training_args.do_eval or training_args.do_predict
-    if (
-        model_args.method != "finetune"
-        and scores
-        and not (training_args.do_train or model_args.ptuning_checkpoint)
-    ):
+    untrained = not (training_args.do_train or model_args.ptuning_checkpoint)
+    if model_args.method != "finetune" and untrained and (training_args.do_eval or training_args.do_predict):
         _usage_error(
             parser,
             f"--{model_args.method} without --do_train or --ptuning_checkpoint would score an untrained "
@@ -414,16 +395,3 @@ def save_args(output_dir: str, model_args, data_args, training_args, *family_arg
     returns the path."""
     text = json.dumps(args_payload(model_args, data_args, training_args, *family_args), indent=2, default=str)
     return write_record(os.path.join(output_dir, "args.json"), text)
-
-
-def run_payload(flags: list[str]) -> dict:
-    """The args.json payload run.py records for the run.py command line `flags` (--output_dir may be left out),
-    parsed by run.py's own parser (search.py --same-args). ValueError (one line) when run.py would refuse them."""
-    usage = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(usage):
-            parsed = get_args(list(flags))
-    except SystemExit:  # get_args: one usage line, then exit 2
-        reason = (usage.getvalue().strip().splitlines() or ["unknown"])[-1].partition("error: ")[2]
-        raise ValueError(f"run.py refuses these flags: {reason or usage.getvalue().strip()}") from None
-    return json.loads(json.dumps(args_payload(*parsed), default=str))

@@ -26,6 +26,8 @@ best_results.json, 1 with the reason otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sys
@@ -136,12 +138,25 @@ def load_runs(run_dirs: list[str], scanned: str, dataset: str, metric: str | Non
     return metric, rows
 
 
+def run_payload(flags: list[str]) -> dict:
+    """The args.json payload run.py records for the run.py command line `flags` (--output_dir may be left out),
+    parsed by run.py's own parser (search.py --same-args). ValueError (one line) when run.py would refuse them."""
+    from arguments import args_payload, get_args  # run.py's own parser (imports transformers)
+
+    usage = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(usage):
+            parsed = get_args(list(flags))
+    except SystemExit:  # get_args: one usage line, then exit 2
+        reason = (usage.getvalue().strip().splitlines() or ["unknown"])[-1].partition("error: ")[2]
+        raise ValueError(f"run.py refuses these flags: {reason or usage.getvalue().strip()}") from None
+    return json.loads(json.dumps(args_payload(*parsed), default=str))
+
+
 def args_differences(run_dir: str, flags: list[str]) -> list[str] | None:
     """How run_dir/args.json differs from the run that the run.py command line `flags` would start, parsed by
     run.py's own parser and compared by the resume rule plus what the sweep scores (training/flags.py); one line each,
     [] = the same run, None when args.json is missing or unreadable. Imports run.py's arguments (transformers)."""
-    from arguments import run_payload
-
     recorded = read_recorded_args(run_dir)
     if recorded is None:
         return None

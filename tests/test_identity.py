@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from arguments import args_payload, build_parser, get_args, run_payload, save_args
-from search import args_differences
+from arguments import args_payload, build_parser, get_args, save_args
+from search import args_differences, run_payload
 from training import run_folder
 from training.flags import NOT_IDENTITY, identity_differences
 

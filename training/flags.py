@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Flag:
 
 SAME = Flag(result_changing=False)
 SCORED = Flag(result_changing=False, sweep_also=True)
+
+logger = logging.getLogger(__name__)
 
 # Only flags that are not plain result-changing ones are listed; reviewed field by field.
 FLAGS: dict[str, Flag] = {
@@ -132,3 +135,15 @@ def _given(flags: list[str]) -> dict[str, str]:
 def given(argv: list[str], name: str) -> bool:
     """Whether --name was passed on the command line (as `--name v` or `--name=v`), not left at its default."""
     return any(arg == f"--{name}" or arg.startswith(f"--{name}=") for arg in argv)
+
+
+def translate_old_flags(argv: list[str]) -> list[str]:
+    """argv with the old spellings (RENAMED_FLAGS) replaced by today's, each with a warning."""
+    out = []
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        if name in RENAMED_FLAGS:
+            logger.warning("%s was renamed %s in transformers; translating.", name, RENAMED_FLAGS[name])
+            arg = RENAMED_FLAGS[name] + eq + value
+        out.append(arg)
+    return out
