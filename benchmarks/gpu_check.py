@@ -334,7 +334,9 @@ def main(argv=None, started: float | None = None) -> dict:
         compile_worker(args.compile_worker)
         return {}
     out = output_path(args.smoke, args.out)
+    hf_logging = transformers.utils.logging
     threads = torch.get_num_threads()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     if args.smoke:
         print(f"gpu_check --smoke: writing {out}")
         torch.set_num_threads(1)  # tiny ops on a shared CPU: one thread is the fast and steady choice
@@ -347,8 +349,11 @@ def main(argv=None, started: float | None = None) -> dict:
             args.steps if args.steps is not None else (2 if args.smoke else 10),
             started,
         )
-    finally:
+    finally:  # main() may run inside a test session: leave threads and transformers' logging as they were
         torch.set_num_threads(threads)
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 if __name__ == "__main__":

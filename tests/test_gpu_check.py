@@ -8,6 +8,7 @@ import os
 
 import pytest
 import torch
+import transformers
 
 from benchmarks.common.reference import reference_batch
 from benchmarks.gpu.correctness import TOLERANCE, reference_bert, rel_err
@@ -24,9 +25,11 @@ def _stamp(path):
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu") / "gpu.json"
     before, threads = _stamp(DEFAULT_OUT), torch.get_num_threads()
+    verbosity = transformers.utils.logging.get_verbosity()
     returned = main(["--smoke", "--out", str(out)])
     assert _stamp(DEFAULT_OUT) == before  # the committed GPU results are never overwritten by a smoke run
-    assert torch.get_num_threads() == threads
+    assert torch.get_num_threads() == threads  # the test session's settings are left as they were
+    assert transformers.utils.logging.get_verbosity() == verbosity
     saved = json.loads(out.read_text())
     return returned, saved
 
