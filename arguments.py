@@ -186,15 +186,15 @@ class DataTrainingArguments:
         # the registry is the one list of families and datasets; an unknown name is a ValueError listing the choices
         task = get_task(self.task_name, self.dataset_name)
         if self.max_seq_length is None:  # the task's default, so the shortest QA command runs
-            self.max_seq_length = task.max_seq_length
+            self.max_seq_length = task.hints.max_seq_length
         if self.max_seq_length < 8:
             raise ValueError(f"--max_seq_length must be >= 8, got {self.max_seq_length}.")
         if self.template_id not in (0, 1):
             raise ValueError(f"--template_id must be 0 or 1, got {self.template_id}.")
         if self.doc_stride < 0:
             raise ValueError(f"--doc_stride must be >= 0 (0: windows do not overlap), got {self.doc_stride}.")
-        if task.check_args is not None:  # e.g. QA: --doc_stride < --max_seq_length
-            task.check_args(self)
+        if task.args.check is not None:  # e.g. QA: --doc_stride < --max_seq_length
+            task.args.check(self)
         for name in (
             "max_train_samples",
             "max_eval_samples",
@@ -326,7 +326,7 @@ def _usage_error(parser: HfArgumentParser, message: str) -> None:
 
 def get_args(argv: list[str] | None = None):
     """Parse argv (default sys.argv[1:]) into (model_args, data_args, training_args, *family_args); unknown flags
-    are one clear error naming them. The dataset's forced family arguments (Task.args_overrides) are applied."""
+    are one clear error naming them. The dataset's forced family arguments (Task.args.overrides) are applied."""
     argv = translate_old_flags(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     try:
@@ -369,8 +369,8 @@ def get_args(argv: list[str] | None = None):
     if problem:
         _usage_error(parser, problem)
     for family_args in parsed[3:]:
-        if isinstance(family_args, task.args_class or ()):
-            for name, value in task.args_overrides.items():  # e.g. squad_v2: version_2_with_negative
+        if isinstance(family_args, task.args.cls or ()):
+            for name, value in task.args.overrides.items():  # e.g. squad_v2: version_2_with_negative
                 setattr(family_args, name, value)
     return tuple(parsed)
 

@@ -119,7 +119,7 @@ def run(model_args, data_args, training_args, *family_args) -> dict:
         data_args=data_args,
         eval_examples=raw.get("validation"),
         test_sets=labelled_tests if training_args.do_predict else {},
-        lr_schedule=task.schedule if training_args.lr_schedule == "auto" else training_args.lr_schedule,
+        lr_schedule=task.hints.schedule if training_args.lr_schedule == "auto" else training_args.lr_schedule,
         lr_decay=training_args.lr_decay,
         eval_test_every_epoch=training_args.eval_test_every_epoch,
         group_eval_by_length=training_args.group_eval_by_length,

@@ -46,7 +46,7 @@ PREPROCESSING_ARGS = ("max_seq_length", "doc_stride", "template_id")
 def task_record(task, data_args, family_args=(), backbone_name: str | None = None) -> dict:
     """What predicting with a checkpoint needs besides its tensors: the task, its label names, the preprocessing
     and family arguments it was trained with, and the backbone's name (informative: sizes are checked)."""
-    task_args = next((a for a in family_args if task.args_class and isinstance(a, task.args_class)), None)
+    task_args = next((a for a in family_args if task.args.cls and isinstance(a, task.args.cls)), None)
     return {
         "family": task.family,
         "dataset": task.name,

@@ -75,14 +75,14 @@ def load_tokenizer(
 ):
     """The tokenizer of `path` as `task` needs it with this backbone (model/backbones.py's quirks)."""
     quirks = get_backbone(config)
-    kwargs = {"add_prefix_space": True} if task.pretokenized and quirks.add_prefix_space else {}
+    kwargs = {"add_prefix_space": True} if task.hints.pretokenized and quirks.add_prefix_space else {}
     fix = "the directory needs the tokenizer files (tokenizer.json or vocab files), or pass --tokenizer_name"
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             path,
             cache_dir=cache_dir,
             revision=revision,
-            use_fast=use_fast and (quirks.use_fast_tokenizer or task.fast_tokenizer),
+            use_fast=use_fast and (quirks.use_fast_tokenizer or task.hints.fast_tokenizer),
             trust_remote_code=trust_remote_code,
             **kwargs,
         )

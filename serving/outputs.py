@@ -1,7 +1,7 @@
 """From one adapter's per-feature logits to one {"prediction", "scores"} per input record.
 
 The prediction is the task's own: `task.predictions_to_records` (the rows run.py --do_predict writes), its
-`task.prediction_key` field. The scores come from the logits by head kind:
+`task.prediction.key` field. The scores come from the logits by head kind:
   sequence classification  {label name: probability}; regression: null (the prediction is the value)
   multiple choice          [probability of each choice]
   token classification     per word, the probability of its predicted tag (serving/windows.py gives every word its
@@ -67,7 +67,7 @@ def row_scores(task, logits: list[np.ndarray], features, examples, rows) -> list
 
 def per_record(task, rows: list[dict], scores: list, row_record: list[int], n_records: int) -> list[dict]:
     """One {"prediction", "scores"} per record from the task's rows and the raw rows' scores."""
-    key = task.prediction_key
+    key = task.prediction.key
     if len(rows) == n_records and len(row_record) == n_records:  # one raw row per record
         return [{"prediction": r[key], "scores": s} for r, s in zip(rows, scores, strict=True)]
     grouped: list[list] = [[] for _ in range(n_records)]

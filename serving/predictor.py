@@ -138,14 +138,14 @@ class Predictor:
                 "version. Retrain it with this version, or predict with run.py --do_predict --ptuning_checkpoint."
             )
         task = get_task(record["family"], record["dataset"])
-        if task.read_example is None:
-            raise PTuningError(f"adapter {name!r} ({task.family} {task.name}): {task.predict_unsupported}")
+        if task.prediction.read_example is None:
+            raise PTuningError(f"adapter {name!r} ({task.family} {task.name}): {task.prediction.unsupported}")
         if task.label_list and list(task.label_list) != record["labels"]:
             raise PTuningError(
                 f"adapter {name!r}: its labels {record['labels']} differ from {task.name}'s {list(task.label_list)}."
             )
-        if task.args_class is not None and record.get("task_args") is not None:
-            task = task.bind_args([task.args_class(**record["task_args"])])
+        if task.args.cls is not None and record.get("task_args") is not None:
+            task = task.bind_args([task.args.cls(**record["task_args"])])
         attn = self.attn_implementation
         method_config = MethodConfig.from_record(meta["method_config"], attn_implementation=attn)
         num_labels = meta["num_labels"]
@@ -162,7 +162,7 @@ class Predictor:
 
     def _tokenizer(self, task):
         """The tokenizer exactly as run.py loads it for this task (model/loading.py), one per kind of task."""
-        key = (task.pretokenized, task.fast_tokenizer)
+        key = (task.hints.pretokenized, task.hints.fast_tokenizer)
         if key not in self._tokenizers:
             self._tokenizers[key] = load_tokenizer(self.path, task, self.model.config)
         return self._tokenizers[key]

@@ -4,8 +4,7 @@ original tasks/glue/dataset.py).
 Data. The GLUE download script's layout `<TASK>/{train,dev,test}.tsv` (folders CoLA MNLI MRPC QNLI QQP RTE
 SST-2 STS-B WNLI; MNLI's validation/test are dev_matched.tsv/test_matched.tsv) under --data_dir, which may be
 the GLUE folder or the task folder itself; explicit --*_file override; without either, the Hub copy
-`nyu-mll/glue`. MNLI's mismatched sets load as the extra splits "validation_mismatched" / "test_mismatched"
-(listed in Task.extra["mismatched_splits"]).
+`nyu-mll/glue`. MNLI's mismatched sets load as the extra splits "validation_mismatched" / "test_mismatched".
 TSV files are read through tasks.io.read_lines (UTF-8 with or without BOM, as MRPC's; LF or CRLF), split on
 tabs with quotes kept as text (csv.QUOTE_NONE), and columns are found by header name. CoLA train/dev have no header and are read by position (source, label, mark, sentence).
 Every dataset ends as the Hub's columns: its text column(s) (run_glue's task_to_keys), `label` and `idx`
@@ -41,7 +40,7 @@ from tasks.io import (
     require_examples,
     uses_local_files,
 )
-from tasks.registry import DataError, Task, register_task
+from tasks.registry import DataError, Prediction, Schedule, Task, TrainingHints, register_specs
 from tasks.task_type import TaskType
 
 HUB_ID = "nyu-mll/glue"
@@ -79,7 +78,7 @@ class GlueSpec:
 
     keys: the Hub's text columns (one or two); source: Hub column -> TSV header name where they differ
     (including "label"); numeric: gold labels are written as class ids (0/1) rather than class names;
-    positional: column names of header-less files (CoLA); scores: the metric; extra: Task.extra additions.
+    positional: column names of header-less files (CoLA); scores: the metric.
     """
 
     name: str
@@ -92,7 +91,6 @@ class GlueSpec:
     scores: Callable = _accuracy
     main_metric: str = "accuracy"
     layout: dict = field(default_factory=lambda: LAYOUT)
-    extra: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -263,14 +261,13 @@ def _records(spec: GlueSpec):
 # ------------------------------------------------------------------------------------------------------------
 
 NLI2 = ("entailment", "not_entailment")
-MNLI_EXTRA = {"mismatched_splits": ("validation_mismatched", "test_mismatched")}
 SPECS = (
     GlueSpec("cola", "CoLA", ("sentence",), ("unacceptable", "acceptable"),
              positional=("source", "label", "mark", "sentence"), scores=_matthews,
              main_metric="matthews_correlation"),
     GlueSpec("mnli", "MNLI", ("premise", "hypothesis"), ("entailment", "neutral", "contradiction"),
              source={"premise": "sentence1", "hypothesis": "sentence2", "label": "gold_label"}, numeric=False,
-             layout=MNLI_LAYOUT, extra=MNLI_EXTRA),
+             layout=MNLI_LAYOUT),
     GlueSpec("mrpc", "MRPC", ("sentence1", "sentence2"), ("not_equivalent", "equivalent"),
              source={"sentence1": "#1 String", "sentence2": "#2 String", "label": "Quality"}, scores=_accuracy_f1),
     GlueSpec("qnli", "QNLI", ("question", "sentence"), NLI2, numeric=False),
@@ -283,24 +280,22 @@ SPECS = (
     GlueSpec("wnli", "WNLI", ("sentence1", "sentence2"), ("not_entailment", "entailment")),
 )  # fmt: skip
 
-TASKS: dict[str, Task] = {}  # dataset name -> its registered Task
-for _spec in SPECS:
-    TASKS[_spec.name] = register_task(
-        Task(
-            family="glue",
-            name=_spec.name,
-            task_type=TaskType.SEQUENCE_CLASSIFICATION,
-            load=_loader(_spec),
-            preprocess=_preprocessor(_spec),
-            compute_metrics=_metrics(_spec),
-            main_metric=_spec.main_metric,
-            label_list=_spec.label_list,
-            schedule="linear",  # the original's BaseTrainer: HF linear decay
-            predictions_to_records=_records(_spec),
-            hub_id=HUB_ID,
-            extra={"folder": _spec.folder, **_spec.extra},
-            read_example=_example_reader(_spec),
-            prediction_key="prediction",
-            raw_features=_features(_spec),
-        )
+
+def _task(spec: GlueSpec) -> Task:
+    return Task(
+        family="glue",
+        name=spec.name,
+        task_type=TaskType.SEQUENCE_CLASSIFICATION,
+        load=_loader(spec),
+        preprocess=_preprocessor(spec),
+        compute_metrics=_metrics(spec),
+        main_metric=spec.main_metric,
+        label_list=spec.label_list,
+        predictions_to_records=_records(spec),
+        hub_id=HUB_ID,
+        hints=TrainingHints(schedule=Schedule.LINEAR),  # the original's BaseTrainer: HF linear decay
+        prediction=Prediction(_example_reader(spec), key="prediction", raw_features=_features(spec)),
     )
+
+
+TASKS: dict[str, Task] = register_specs(SPECS, _task)  # dataset name -> its registered Task

@@ -30,7 +30,7 @@ from functools import partial
 
 import datasets
 
-from tasks import tagging
+from tasks import tag_schemes, tagging
 from tasks.io import find_split_files, load_from_hub, read_json, require_examples, uses_local_files
 from tasks.registry import DataError
 from tasks.tagging import TaggingSpec
@@ -67,8 +67,8 @@ HUB_ID_ORDER = {"conll2003": CONLL2003_LABELS, "ontonotes": TNER_ONTONOTES_IDS} 
 def _read_columns(path: str, labels, *, token_col: int, sep: str | None, min_columns: int) -> list[dict]:
     rows = []
     for sent in tagging.read_column_file(path, token_col, -1, sep=sep, min_columns=min_columns):
-        tags = tagging.convert_and_check(
-            sent.tags, tagging.to_iob2, labels, lambda k, s=sent: f"{path}:{s.lineno + k}"
+        tags = tag_schemes.convert_and_check(
+            sent.tags, tag_schemes.to_iob2, labels, lambda k, s=sent: f"{path}:{s.lineno + k}"
         )
         rows.append({"tokens": sent.tokens, TAG_COLUMN: tags})
     return rows
@@ -88,17 +88,17 @@ def _read_spert_json(path: str, labels) -> list[dict]:
             raise DataError(f"{where}: expected an object with 'tokens' and 'tags' (BILOU) or 'entities'.")
         tokens = list(item["tokens"])
         if "tags" in item:
-            tags = tagging.convert_and_check(
-                list(item["tags"]), tagging.bilou_to_bio, labels, lambda j, w=where: f"{w}, token {j}"
+            tags = tag_schemes.convert_and_check(
+                list(item["tags"]), tag_schemes.bilou_to_bio, labels, lambda j, w=where: f"{w}, token {j}"
             )
         else:
             try:
-                tags = tagging.spans_to_bio(len(tokens), item["entities"])
+                tags = tag_schemes.spans_to_bio(len(tokens), item["entities"])
             except (KeyError, TypeError, ValueError) as err:
                 raise DataError(
                     f"{where}: bad entity ({err}); expected {{'type', 'start', 'end'}}."
                 ) from None
-            tagging.convert_and_check(tags, list, labels, lambda j, w=where: f"{w}, token {j}")
+            tag_schemes.convert_and_check(tags, list, labels, lambda j, w=where: f"{w}, token {j}")
         if len(tags) != len(tokens):
             raise DataError(f"{where}: {len(tokens)} tokens but {len(tags)} tags.")
         rows.append({"tokens": tokens, TAG_COLUMN: tags})
@@ -145,7 +145,7 @@ def _from_hub(spec: TaggingSpec, splits) -> datasets.DatasetDict:
             {
                 "id": str(row.get("id", k)),
                 "tokens": row["tokens"],
-                TAG_COLUMN: tagging.to_iob2([names[t] for t in row[tag_col]]),
+                TAG_COLUMN: tag_schemes.to_iob2([names[t] for t in row[tag_col]]),
             }
             for k, row in enumerate(ds)
         ]

@@ -11,10 +11,10 @@ with truncation="only_second" (sides swapped for left-padding tokenizers), max_l
 windows overlapping by --doc_stride; start_positions/end_positions are the answer's first/last context
 token, or the CLS index when the window does not hold the whole (first) answer or there is none. Every
 feature also keeps "example_id" and "offset_mapping" (None outside the context) for post-processing: the
-trainer must not feed those two columns to the model (listed in Task.extra["bookkeeping_columns"]).
+trainer must not feed those two columns to the model.
 Deviation: the original hard-coded 384/128 and ignored --max_seq_length; the run scripts pass 384 here.
 
-The family's own arguments are QuestionAnsweringArguments below (Task.args_class; on the command line through
+The family's own arguments are QuestionAnsweringArguments below (Task.args; on the command line through
 arguments.py, recorded as "qa_args" in args.json). compute_metrics / predictions_to_records take them as the
 keyword `task_args` (run.py binds it with Task.bind_args):
     compute_metrics(predictions, features, examples, data_args, task_args=None)
@@ -45,7 +45,7 @@ from tasks.io import (
     uses_local_files,
 )
 from tasks.qa_postprocess import postprocess_predictions, squad_scores
-from tasks.registry import DataError, Task, register_task
+from tasks.registry import DataError, FamilyArgs, Prediction, Schedule, Task, TrainingHints, register_specs
 from tasks.task_type import TaskType
 
 
@@ -252,28 +252,29 @@ def predictions_to_records(
     ]
 
 
-TASKS: dict[str, Task] = {}  # dataset name -> its registered Task
-for _spec in SPECS:
-    TASKS[_spec.name] = register_task(
-        Task(
-            family="qa",
-            name=_spec.name,
-            task_type=TaskType.QUESTION_ANSWERING,
-            load=partial(load, spec=_spec),
-            preprocess=preprocess,
-            compute_metrics=partial(compute_metrics, spec=_spec),
-            main_metric="f1",
-            schedule="exponential",
-            predictions_to_records=partial(predictions_to_records, spec=_spec),
-            hub_id=_spec.hub_id,
-            extra={"bookkeeping_columns": ("example_id", "offset_mapping")},
+def _task(spec: QaSpec) -> Task:
+    return Task(
+        family="qa",
+        name=spec.name,
+        task_type=TaskType.QUESTION_ANSWERING,
+        load=partial(load, spec=spec),
+        preprocess=preprocess,  # its features keep example_id and offset_mapping for the metric
+        compute_metrics=partial(compute_metrics, spec=spec),
+        main_metric="f1",
+        predictions_to_records=partial(predictions_to_records, spec=spec),
+        hub_id=spec.hub_id,
+        hints=TrainingHints(
+            schedule=Schedule.EXPONENTIAL,
             max_seq_length=384,  # question + context + --doc_stride overlap (HF run_qa, the original's SQuAD code)
             fast_tokenizer=True,  # offset mappings locate the answers
-            check_args=check_args,
-            args_class=QuestionAnsweringArguments,
-            args_overrides={"version_2_with_negative": True} if _spec.unanswerable else {},
-            read_example=read_example,
-            prediction_key="prediction_text",
-            raw_features=FEATURES,
-        )
+        ),
+        prediction=Prediction(read_example, key="prediction_text", raw_features=FEATURES),
+        args=FamilyArgs(
+            QuestionAnsweringArguments,
+            overrides={"version_2_with_negative": True} if spec.unanswerable else {},
+            check=check_args,
+        ),
     )
+
+
+TASKS: dict[str, Task] = register_specs(SPECS, _task)  # dataset name -> its registered Task

@@ -1,7 +1,7 @@
 """The task registry: one `Task` row per (task_name, dataset_name), registered by its family file.
 
-A family is one module `tasks/<family>.py` (superglue, glue, ner, srl, qa) that calls `register_task(Task(...))` once
-per dataset at import time. Nothing else lists datasets: argument choices, run.py and search.py all ask the registry.
+A family is one module `tasks/<family>.py` (superglue, glue, ner, srl, qa) that calls `register_specs(SPECS, to_task)`
+at import time: one Task per row of its spec table. Nothing else lists datasets: argument choices, run.py and search.py all ask the registry.
 
 Contract of the callables (run.py is the only caller besides tests):
   load(data_args, splits) -> datasets.DatasetDict
@@ -19,19 +19,19 @@ Contract of the callables (run.py is the only caller besides tests):
       ReCoRD, SQuAD) see their ids. Keys have no "eval_" prefix; `main_metric` is one of them.
   predictions_to_records(predictions, features, examples, data_args) -> list[dict]   (optional)
       One JSON-serialisable row per example for --do_predict files (SuperGLUE: the leaderboard's {"idx",
-      "label"}); `prediction_key` names the key of those rows that holds the prediction.
-  read_example(record, index, where) -> list[dict]   (optional; predict.py's raw user records)
+      "label"}); `Prediction.key` names the key of those rows that holds the prediction.
+  Prediction.read_example(record, index, where) -> list[dict]   (optional; predict.py's raw user records)
       One user record (a dict in the fields of the task's official files, e.g. {"premise", "hypothesis"})
       -> the task's raw rows, exactly the columns `load` gives, unlabelled (label -1, placeholder tags, no
       answers). `index` (the record's 0-based position in the input) always becomes the example id (idx /
       id), whatever id the record holds, so predictions_to_records rows match back to records. A missing or
       ill-typed field is a DataError "<where>: ..." naming the field and the layout expected (where =
-      "file:line"). None: the task cannot be predicted from raw records; `predict_unsupported` says why and
+      "file:line"). None: the task cannot be predicted from raw records; `Prediction.unsupported` says why and
       what to use instead. Task.examples_from_records runs it over many records into one Dataset typed as
       `load`'s (`raw_features`).
 
 A family with arguments of its own (QA's n_best_size, ...) defines them as a dataclass and sets it as its tasks'
-`args_class`: arguments.py adds every family's dataclass to the command line (`family_arguments()`), and run.py
+`args` (FamilyArgs(cls=...)): arguments.py adds every family's dataclass to the command line (`family_arguments()`), and run.py
 binds the parsed one with `Task.bind_args`, which passes it to compute_metrics / predictions_to_records as the
 keyword `task_args`. run.py, the trainer and arguments.py name no family.
 
@@ -44,6 +44,7 @@ import dataclasses
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import partial
 
 import datasets
@@ -60,6 +61,61 @@ class DataError(ValueError):
     """Missing or malformed data: the message names the file (and line) and the expected layout."""
 
 
+class Schedule(StrEnum):
+    """The original's learning-rate schedules: HF linear decay (its BaseTrainer: SuperGLUE, GLUE) or x0.95 per
+    epoch without warm-up (its ExponentialTrainer: NER, SRL, QA)."""
+
+    LINEAR = "linear"
+    EXPONENTIAL = "exponential"
+
+
+class Collator(StrEnum):
+    """How features become batches (training/data.py)."""
+
+    DEFAULT = "default"  # padded to max length (or dynamically)
+    TOKEN_CLASSIFICATION = "token_classification"  # labels padded with -100
+    MULTIPLE_CHOICE = "multiple_choice"  # (batch, choices, length)
+
+
+@dataclass(frozen=True)
+class TrainingHints:
+    """What the generic runner asks of the task instead of naming its family."""
+
+    schedule: Schedule = Schedule.LINEAR
+    collator: Collator = Collator.DEFAULT
+    max_seq_length: int = 128  # --max_seq_length when not given (QA windows: 384, as HF run_qa)
+    fast_tokenizer: bool = (
+        False  # load a fast tokenizer even where the backbone prefers a slow one (QA offsets)
+    )
+    pretokenized: bool = (
+        False  # inputs are word lists (NER/SRL): RoBERTa-style tokenizers need add_prefix_space
+    )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Labelling raw user records (predict.py; see the module docstring)."""
+
+    # read_example(record: dict, index: int, where: str) -> list[dict]: one user record -> its unlabelled raw rows,
+    # with `index` as the example id; None: not predictable from raw records (`unsupported` says why)
+    read_example: Callable | None = None
+    key: str = "label"  # the key of predictions_to_records rows that holds the prediction
+    unsupported: str | None = None  # why read_example is None, with what to use instead
+    # the raw columns' types, as `load` builds its local splits (examples_from_records gives the same)
+    raw_features: datasets.Features | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class FamilyArgs:
+    """A family's own command-line arguments (see the module docstring)."""
+
+    cls: type | None = None  # the dataclass (QA's QuestionAnsweringArguments)
+    overrides: dict = field(
+        default_factory=dict, compare=False
+    )  # values a dataset forces (squad_v2: version 2)
+    check: Callable | None = None  # check(data_args): ValueError on a combination the task refuses
+
+
 @dataclass(frozen=True)
 class Task:
     family: str  # --task_name
@@ -70,32 +126,12 @@ class Task:
     compute_metrics: Callable
     main_metric: str  # best-epoch tracking key (without "eval_"), as the original's test_key
     label_list: tuple[str, ...] | None = None  # None: regression (1 output), multiple choice (1 score) or QA
-    # the original's: "linear" (SuperGLUE/GLUE) or "exponential" x0.95/epoch (NER/SRL/QA)
-    schedule: str = "linear"
-    collator: str = "default"  # "default" (padded to max length), "token_classification" or "multiple_choice"
-    # inputs are word lists (NER/SRL): RoBERTa-style tokenizers need add_prefix_space
-    pretokenized: bool = False
     test_splits: tuple[str, ...] = ("test",)  # SRL conll2005 has ("test_wsj", "test_brown")
     predictions_to_records: Callable | None = None
     hub_id: str | None = None  # the Hub dataset used when no local file is given
-    extra: dict = field(default_factory=dict, compare=False)
-    # -- what the generic runner asks of the task instead of naming its family --
-    max_seq_length: int = 128  # --max_seq_length when not given (QA windows: 384, as HF run_qa)
-    # load a fast tokenizer even where the backbone prefers a slow one (QA needs offset mappings)
-    fast_tokenizer: bool = False
-    # check_args(data_args): raise ValueError on a combination this task refuses (after defaults are filled in)
-    check_args: Callable | None = None
-    args_class: type | None = None  # the family's own arguments dataclass (see the module docstring)
-    # values this dataset forces on those arguments (squad_v2: version_2_with_negative=True)
-    args_overrides: dict = field(default_factory=dict, compare=False)
-    # -- labelling raw user records (predict.py; see the module docstring) --
-    # read_example(record: dict, index: int, where: str) -> list[dict]: one user record -> its unlabelled raw
-    # rows, with `index` as the example id; None: not predictable from raw records (predict_unsupported: why)
-    read_example: Callable | None = None
-    prediction_key: str = "label"  # the key of predictions_to_records rows that holds the prediction
-    predict_unsupported: str | None = None  # why read_example is None, with what to use instead
-    # the raw columns' types, as `load` builds its local splits (examples_from_records gives the same)
-    raw_features: datasets.Features | None = field(default=None, compare=False)
+    hints: TrainingHints = TrainingHints()
+    prediction: Prediction = Prediction()
+    args: FamilyArgs = FamilyArgs()
 
     @property
     def num_labels(self) -> int:
@@ -107,23 +143,23 @@ class Task:
         """Raw rows of every record (via read_example, record i with index=i and where[i]) as one
         datasets.Dataset with the same columns/types `load` gives, plus for each raw row the index of the
         record it came from."""
-        if self.read_example is None:
+        if self.prediction.read_example is None:
             raise DataError(
                 f"--task_name {self.family} --dataset_name {self.name} cannot label raw records: "
-                f"{self.predict_unsupported}"
+                f"{self.prediction.unsupported}"
             )
         rows, origin = [], []
         for index, (record, at) in enumerate(zip(records, where, strict=True)):
-            read = self.read_example(record, index, at)
+            read = self.prediction.read_example(record, index, at)
             rows += read
             origin += [index] * len(read)
-        return datasets.Dataset.from_list(rows, features=self.raw_features), origin
+        return datasets.Dataset.from_list(rows, features=self.prediction.raw_features), origin
 
     def bind_args(self, family_args: Sequence) -> Task:
         """This task with its family's parsed arguments (the instance of `args_class` among `family_args`, as
         arguments.get_args returns them) passed as `task_args=` to compute_metrics and predictions_to_records.
         A task whose family has no arguments comes back unchanged."""
-        task_args = next((a for a in family_args if self.args_class and isinstance(a, self.args_class)), None)
+        task_args = next((a for a in family_args if self.args.cls and isinstance(a, self.args.cls)), None)
         if task_args is None:
             return self
         records = self.predictions_to_records
@@ -140,6 +176,11 @@ def register_task(task: Task) -> Task:
         raise ValueError(f"task {key} is registered twice")
     _REGISTRY[key] = task
     return task
+
+
+def register_specs(specs: Sequence, to_task: Callable) -> dict[str, Task]:
+    """Register `to_task(spec)` for every spec row of a family; returns {dataset name: Task}."""
+    return {spec.name: register_task(to_task(spec)) for spec in specs}
 
 
 def _load_families() -> None:
@@ -172,6 +213,6 @@ def family_arguments() -> dict[str, type]:
     _load_families()
     out = {}
     for (family, _), task in _REGISTRY.items():
-        if task.args_class is not None:
-            out.setdefault(f"{family}_args", task.args_class)
+        if task.args.cls is not None:
+            out.setdefault(f"{family}_args", task.args.cls)
     return dict(sorted(out.items(), key=lambda item: FAMILIES.index(item[0].removesuffix("_args"))))

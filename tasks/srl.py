@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import datasets
 
-from tasks import tagging
+from tasks import tag_schemes, tagging
 from tasks.io import find_split_files, read_lines, require_examples, uses_local_files
 from tasks.registry import DataError
 from tasks.tagging import TaggingSpec
@@ -101,7 +101,7 @@ def read_srl_file(path: str, labels) -> list[dict]:
             raise DataError(f"{path}:{lineno}: {len(tokens)} tokens but {len(tags)} tags.")
         if not 0 <= index < len(tokens):
             raise DataError(f"{path}:{lineno}: predicate index {index} outside the {len(tokens)} tokens.")
-        tagging.convert_and_check(tags, list, labels, lambda k, n=lineno: f"{path}:{n} (token {k})")
+        tag_schemes.convert_and_check(tags, list, labels, lambda k, n=lineno: f"{path}:{n} (token {k})")
         rows.append({"id": str(len(rows)), "index": index, "tokens": tokens, TAG_COLUMN: tags})
     return require_examples(rows, path, "'<predicate index> tok1 ... tokN ||| tag1 ... tagN' lines")
 

@@ -38,7 +38,7 @@ import datasets
 import numpy as np
 
 from tasks.classification_metrics import accuracy, f1_binary, f1_macro
-from tasks.registry import Task, register_task
+from tasks.registry import Collator, Prediction, Schedule, Task, TrainingHints, register_specs
 from tasks.squad_metrics import exact_match_score, f1_score, metric_max_over_ground_truths
 from tasks.superglue_data import (
     BOOL_LABELS,
@@ -315,27 +315,30 @@ SPECS = (
                   metrics=_metrics_record, records=_records_record, main_metric="f1"),
 )  # fmt: skip
 
-TASKS: dict[str, Task] = {}  # dataset name -> its registered Task
-for _spec in SPECS:
-    _labels = _spec.label_list or ("0", "1")  # COPA's gold is the choice number 0/1 (one score per choice)
-    TASKS[_spec.name] = register_task(
-        Task(
-            family="superglue",
-            name=_spec.name,
-            task_type=_spec.task_type,
-            load=loader(_spec.name, _spec.folder, _spec.features, _spec.read, _labels),
-            preprocess=_spec.preprocess,
-            compute_metrics=_spec.metrics,
-            main_metric=_spec.main_metric,
-            label_list=_spec.label_list,
-            schedule="linear",  # the original's BaseTrainer: HF linear decay
-            collator=_spec.collator,
-            predictions_to_records=_spec.records,
-            hub_id=HUB_ID,
-            extra={"folder": _spec.folder},
-            read_example=_spec.user and example_reader(_spec.read, _spec.user, _labels),
-            prediction_key=_spec.prediction_key,
-            predict_unsupported=None if _spec.user else RECORD_UNSUPPORTED,
-            raw_features=_spec.features,
-        )
+
+def _task(spec) -> Task:
+    labels = spec.label_list or ("0", "1")  # COPA's gold is the choice number 0/1 (one score per choice)
+    return Task(
+        family="superglue",
+        name=spec.name,
+        task_type=spec.task_type,
+        load=loader(spec.name, spec.folder, spec.features, spec.read, labels),
+        preprocess=spec.preprocess,
+        compute_metrics=spec.metrics,
+        main_metric=spec.main_metric,
+        label_list=spec.label_list,
+        predictions_to_records=spec.records,
+        hub_id=HUB_ID,
+        hints=TrainingHints(
+            schedule=Schedule.LINEAR, collator=Collator(spec.collator)
+        ),  # the original's BaseTrainer
+        prediction=Prediction(
+            spec.user and example_reader(spec.read, spec.user, labels),
+            key=spec.prediction_key,
+            unsupported=None if spec.user else RECORD_UNSUPPORTED,
+            raw_features=spec.features,
+        ),
     )
+
+
+TASKS: dict[str, Task] = register_specs(SPECS, _task)  # dataset name -> its registered Task

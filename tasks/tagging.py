@@ -1,5 +1,6 @@
 """The word-tagging toolkit shared by tasks/ner.py and tasks/srl.py: the dataset row (TaggingSpec) and its
-registration, column files, tag schemes, sub-token label alignment, word-level predictions and the seqeval metric.
+registration, column files, sub-token label alignment, word-level predictions and the seqeval metric (the tag
+schemes are tasks/tag_schemes.py).
 
 Contracts:
   TaggingSpec: one dataset of a tagging family (folders, split files, reader, label inventory, Hub id, test splits);
@@ -12,9 +13,6 @@ Contracts:
   read_column_file(path, token_col, tag_col, ...) -> list of Sentence(tokens, tags, lineno)
       Read through tasks.io.read_lines (UTF-8 with or without BOM, LF or CRLF). Blank lines and `-DOCSTART-`
       lines end a sentence; too few columns is a DataError "file:line".
-  to_iob2(tags) / bilou_to_bio(tags): tag-scheme conversions (pure functions on one sentence).
-  convert_and_check(raw, convert, labels, where): the converted tags; a DataError names the first unknown
-      (or empty) raw tag.
   fix_empty_words(batch_words, encoding, tokenizer): the batch with words that tokenize to nothing replaced
       by the unk token (None when there are none).
   first_subtoken_labels(word_ids, sequence_ids, word_label_ids): the per-token label row (-100 except on each
@@ -35,7 +33,7 @@ import datasets
 import numpy as np
 
 from tasks.io import check_record, column, read_lines
-from tasks.registry import DataError, Task, register_task
+from tasks.registry import Collator, DataError, Prediction, Schedule, Task, TrainingHints, register_specs
 from tasks.task_type import TaskType
 
 IGNORE = -100  # label of special tokens, non-first sub-tokens and padding: skipped by the loss and the metric
@@ -123,69 +121,6 @@ def read_example(
         row[pair_column] = record[pair_column]
     placeholder = "O" if "O" in label_list else label_list[0]
     return [row | {tag_column: [placeholder] * len(tokens)}]
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Tag schemes
-
-
-def _split_tag(tag: str) -> tuple[str, str]:
-    prefix, _, kind = tag.partition("-")
-    return (prefix, kind) if kind else (tag, "")
-
-
-def to_iob2(tags: Sequence[str]) -> list[str]:
-    """IOB1 -> IOB2: an I-X that does not continue an X chunk starts one, so it becomes B-X. Idempotent on
-    IOB2.
-
-    (CoNLL-2003's original eng.* files are IOB1, where B- only separates two adjacent chunks of one type.)
-    """
-    out = []
-    prev = "O"
-    for tag in tags:
-        prefix, kind = _split_tag(tag)
-        if prefix == "I":
-            prev_prefix, prev_kind = _split_tag(prev)
-            if prev_prefix == "O" or prev_kind != kind:
-                tag = f"B-{kind}"
-        out.append(tag)
-        prev = tag
-    return out
-
-
-def bilou_to_bio(tags: Sequence[str]) -> list[str]:
-    """BILOU (U-, L- as in SpERT/TablERT CoNLL04 JSON) -> BIO: U-X -> B-X, L-X -> I-X."""
-    mapping = {"U": "B", "L": "I", "B": "B", "I": "I"}
-    out = []
-    for tag in tags:
-        prefix, kind = _split_tag(tag)
-        out.append(f"{mapping[prefix]}-{kind}" if kind and prefix in mapping else tag)
-    return out
-
-
-def spans_to_bio(n_tokens: int, entities: Sequence[dict]) -> list[str]:
-    """SpERT-style entities [{"type", "start", "end" (exclusive)}] -> BIO tags."""
-    tags = ["O"] * n_tokens
-    for ent in entities:
-        start, end, kind = int(ent["start"]), int(ent["end"]), ent["type"]
-        if not 0 <= start < end <= n_tokens:
-            raise ValueError(f"entity span [{start}, {end}) outside the {n_tokens} tokens")
-        tags[start] = f"B-{kind}"
-        for k in range(start + 1, end):
-            tags[k] = f"I-{kind}"
-    return tags
-
-
-def convert_and_check(raw_tags: Sequence[str], convert, labels: Sequence[str], where) -> list[str]:
-    """`convert(raw_tags)` (a scheme conversion, or `list`), with a DataError naming the first raw tag whose
-    converted form is not one of `labels`; `where(k)` says where tag k is (e.g. "train.txt:12")."""
-    tags = convert(raw_tags)
-    allowed = set(labels)
-    for k, tag in enumerate(tags):
-        if tag not in allowed:
-            what = "empty tag" if not str(raw_tags[k]).strip() else f"unknown tag {raw_tags[k]!r}"
-            raise DataError(f"{where(k)}: {what}; this dataset's tags are: {', '.join(labels)}.")
-    return tags
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -383,41 +318,40 @@ def register_family(
     tokenize_and_align / predictions_to_records / read_example, the original's x0.95/epoch schedule.
     `extra_features`: the types of the columns `load` adds to id/tokens/tags (SRL's index).
     Returns {name: Task}."""
-    tasks = {}
-    for spec in specs:
+
+    def to_task(spec: TaggingSpec) -> Task:
         labels = spec.label_list
-        tasks[spec.name] = register_task(
-            Task(
-                family=family,
-                name=spec.name,
-                task_type=TaskType.TOKEN_CLASSIFICATION,
-                load=partial(load, spec=spec),
-                preprocess=partial(
-                    tokenize_and_align,
-                    label_list=labels,
-                    tag_column=tag_column,
-                    family=family,
-                    pair_column=pair_column,
-                ),
-                compute_metrics=partial(compute_metrics, label_list=labels),
-                main_metric="f1",
+        return Task(
+            family=family,
+            name=spec.name,
+            task_type=TaskType.TOKEN_CLASSIFICATION,
+            load=partial(load, spec=spec),
+            preprocess=partial(
+                tokenize_and_align,
                 label_list=labels,
-                schedule="exponential",
-                collator="token_classification",
-                pretokenized=True,
-                test_splits=spec.test_splits,
-                predictions_to_records=partial(
-                    predictions_to_records,
-                    label_list=labels,
-                    tag_column=tag_column,
-                    extra_columns=(pair_column,) if pair_column else (),
-                ),
-                hub_id=spec.hub_id,
-                read_example=partial(
-                    read_example, label_list=labels, tag_column=tag_column, pair_column=pair_column
-                ),
-                prediction_key="tags",
+                tag_column=tag_column,
+                family=family,
+                pair_column=pair_column,
+            ),
+            compute_metrics=partial(compute_metrics, label_list=labels),
+            main_metric="f1",
+            label_list=labels,
+            test_splits=spec.test_splits,
+            predictions_to_records=partial(
+                predictions_to_records,
+                label_list=labels,
+                tag_column=tag_column,
+                extra_columns=(pair_column,) if pair_column else (),
+            ),
+            hub_id=spec.hub_id,
+            hints=TrainingHints(
+                schedule=Schedule.EXPONENTIAL, collator=Collator.TOKEN_CLASSIFICATION, pretokenized=True
+            ),
+            prediction=Prediction(
+                partial(read_example, label_list=labels, tag_column=tag_column, pair_column=pair_column),
+                key="tags",
                 raw_features=tagging_features(tag_column, extra_features),
-            )
+            ),
         )
-    return tasks
+
+    return register_specs(specs, to_task)

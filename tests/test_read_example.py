@@ -19,7 +19,7 @@ from tiny import bert_tokenizer
 
 _load_families()
 TASKS = dict(_REGISTRY)
-SUPPORTED = [key for key, task in TASKS.items() if task.read_example is not None]
+SUPPORTED = [key for key, task in TASKS.items() if task.prediction.read_example is not None]
 
 
 def examples(family, name, records):
@@ -51,18 +51,18 @@ def load(family, name, root, split):
 @pytest.mark.parametrize("key", list(TASKS), ids="/".join)
 def test_every_task_reads_records_or_says_why(key):
     task = TASKS[key]
-    assert (task.read_example is None) != (task.predict_unsupported is None)
-    if task.read_example is None:
+    assert (task.prediction.read_example is None) != (task.prediction.unsupported is None)
+    if task.prediction.read_example is None:
         with pytest.raises(DataError, match=f"--dataset_name {key[1]} cannot label raw records"):
             task.examples_from_records([{}], ["in.jsonl:1"])
     else:
-        assert task.predictions_to_records is not None and task.raw_features is not None
+        assert task.predictions_to_records is not None and task.prediction.raw_features is not None
 
 
 def test_which_tasks_and_prediction_keys():
     assert [key for key in TASKS if key not in SUPPORTED] == [("superglue", "record")]
-    assert "run.py --do_predict" in TASKS["superglue", "record"].predict_unsupported
-    keys = {key: task.prediction_key for key, task in TASKS.items() if task.read_example}
+    assert "run.py --do_predict" in TASKS["superglue", "record"].prediction.unsupported
+    keys = {key: task.prediction.key for key, task in TASKS.items() if task.prediction.read_example}
     expected = {
         "superglue": "label",
         "glue": "prediction",
@@ -158,7 +158,7 @@ CASES = {
 def test_record_to_exact_raw_rows(key):
     record, expected = CASES[key]
     task = TASKS[key]
-    assert task.read_example(record, 1, "in.jsonl:2") == expected
+    assert task.prediction.read_example(record, 1, "in.jsonl:2") == expected
     # through examples_from_records the id is the record's position (here the second record)
     dataset, origin = task.examples_from_records([record, record], ["in.jsonl:1", "in.jsonl:2"])
     assert dataset.to_list()[len(expected) :] == expected
@@ -328,7 +328,7 @@ def test_round_trip_rte():
     logits = np.array([[0.0, 1.0], [2.0, -1.0], [0.0, 3.0]])
     rows = task.predictions_to_records(logits, features, dataset, args)
     assert [row["idx"] for row in rows] == origin == [0, 1, 2]
-    labels = [row[task.prediction_key] for row in rows]
+    labels = [row[task.prediction.key] for row in rows]
     assert labels == ["not_entailment", "entailment", "not_entailment"]
 
 
@@ -352,7 +352,7 @@ def test_round_trip_conll2003():
             logits[i, k, task.label_list.index(tag)] = 1.0
     rows = task.predictions_to_records(logits, features, dataset, args)
     assert [row["tokens"] for row in rows] == [r["tokens"] for r in records]
-    assert [row[task.prediction_key] for row in rows] == wanted
+    assert [row[task.prediction.key] for row in rows] == wanted
 
 
 def test_round_trip_squad():
@@ -369,4 +369,4 @@ def test_round_trip_squad():
     start_logits, end_logits = np.zeros((len(features), width)), np.zeros((len(features), width))
     start_logits[0, start] = end_logits[0, end] = 5.0
     rows = task.predictions_to_records((start_logits, end_logits), features, dataset, args)
-    assert rows == [{"id": "0", task.prediction_key: "Paris", "score": 10.0}]  # its start + end logit
+    assert rows == [{"id": "0", task.prediction.key: "Paris", "score": 10.0}]  # its start + end logit

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from arguments import DataTrainingArguments
-from tasks.glue import LAYOUT, TASKS
+from tasks.glue import LAYOUT, SPECS, TASKS
 from tasks.registry import DataError
 from tests.fixtures import needs_real
 from tests.tiny import bert_tokenizer
@@ -169,7 +169,6 @@ def test_mnli_mismatched_splits(tmp_path):
     write(tmp_path / "MNLI" / "dev_mismatched.tsv", tsv(header, row))
     write(tmp_path / "MNLI" / "test_mismatched.tsv", tsv(MNLI_HEADER.split("\t"), row[:10]))
     task = TASKS["mnli"]
-    assert task.extra["mismatched_splits"] == ("validation_mismatched", "test_mismatched")
     loaded = task.load(args("mnli", tmp_path), ["validation_mismatched", "test_mismatched"])
     assert loaded["validation_mismatched"]["label"] == [0] and loaded["test_mismatched"]["label"] == [-1]
 
@@ -300,7 +299,7 @@ def test_prediction_rows_use_the_official_label_spelling():
 
 def test_every_dataset_is_registered_once():
     assert list(TASKS) == ["cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2", "stsb", "wnli"]
-    assert {t.schedule for t in TASKS.values()} == {"linear"} and {t.hub_id for t in TASKS.values()} == {
+    assert {t.hints.schedule for t in TASKS.values()} == {"linear"} and {t.hub_id for t in TASKS.values()} == {
         "nyu-mll/glue"
     }
 
@@ -312,7 +311,7 @@ def test_every_dataset_is_registered_once():
 
 def real(name, splits):
     """One case of test_real_split_sizes, skipped unless the exact files it reads are there."""
-    folder = TASKS[name].extra["folder"]
+    folder = next(spec.folder for spec in SPECS if spec.name == name)
     return pytest.param(
         name, splits, marks=needs_real(*(f"glue/{folder}/{LAYOUT[s][0]}" for s in splits)), id=name
     )

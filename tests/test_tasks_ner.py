@@ -90,8 +90,8 @@ def test_registered_rows():
     )
     assert len(ner.TASKS["conll2004"].label_list) == 9 and len(ner.TASKS["ontonotes"].label_list) == 37
     for task in ner.TASKS.values():
-        assert (task.family, task.main_metric, task.schedule) == ("ner", "f1", "exponential")
-        assert task.collator == "token_classification" and task.pretokenized
+        assert (task.family, task.main_metric, task.hints.schedule) == ("ner", "f1", "exponential")
+        assert task.hints.collator == "token_classification" and task.hints.pretokenized
     assert ner.TASKS["conll2003"].hub_id == "eriktks/conll2003" and ner.TASKS["conll2004"].hub_id is None
 
 

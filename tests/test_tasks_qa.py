@@ -84,13 +84,12 @@ def peaked_logits(features, override=None):
 def test_registered_rows():
     for name in ("squad", "squad_v2"):
         task = qa.TASKS[name]
-        assert (task.family, task.main_metric, task.schedule, task.label_list) == (
+        assert (task.family, task.main_metric, task.hints.schedule, task.label_list) == (
             "qa",
             "f1",
             "exponential",
             None,
         )
-        assert task.extra["bookkeeping_columns"] == ("example_id", "offset_mapping")
     assert (
         qa.TASKS["squad"].hub_id == "rajpurkar/squad" and qa.TASKS["squad_v2"].hub_id == "rajpurkar/squad_v2"
     )

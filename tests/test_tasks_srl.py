@@ -52,12 +52,12 @@ def test_registered_rows_and_inventories():
     )  # the original's ClassLabel sizes
     for task in (c05, c12):
         assert task.label_list[0] == "O" and list(task.label_list[1:]) == sorted(task.label_list[1:])
-        assert (task.main_metric, task.schedule, task.collator) == (
+        assert (task.main_metric, task.hints.schedule, task.hints.collator) == (
             "f1",
             "exponential",
             "token_classification",
         )
-        assert task.pretokenized
+        assert task.hints.pretokenized
     assert c05.test_splits == ("test_wsj", "test_brown") and c12.test_splits == ("test",)
     assert {"B-V", "I-V", "B-C-V", "B-R-AA", "I-AM-TM"} <= set(c05.label_list)
     assert {"B-ARGM-LVB", "B-R-ARG5", "I-C-ARGM-MOD"} <= set(c12.label_list) and "I-V" not in c12.label_list

@@ -12,7 +12,7 @@ import pytest
 from arguments import DataTrainingArguments
 from model.utils import TaskType
 from tasks.registry import DataError
-from tasks.superglue import TASKS
+from tasks.superglue import SPECS, TASKS
 from tasks.superglue_data import LAYOUT
 from tests.fixtures import needs_real
 from tests.tiny import bert_tokenizer, roberta_tokenizer
@@ -174,7 +174,7 @@ def test_copa_two_choices_shape(tmp_path):
     ]  # fmt: skip
     raw, feats, _ = load_one("copa", tmp_path, "COPA", rows, max_seq_length=16)
     task = TASKS["copa"]
-    assert task.task_type == TaskType.MULTIPLE_CHOICE and task.collator == "multiple_choice"
+    assert task.task_type == TaskType.MULTIPLE_CHOICE and task.hints.collator == "multiple_choice"
     assert task.label_list is None and task.num_labels == 1
     assert np.asarray(feats["input_ids"]).shape == (2, 2, 16)  # (examples, choices, T)
     assert np.asarray(feats["token_type_ids"]).shape == (2, 2, 16)
@@ -479,7 +479,7 @@ def test_multirc_and_record_rows_are_grouped():
 
 def test_every_dataset_is_registered_once_with_the_linear_schedule():
     assert list(TASKS) == ["boolq", "cb", "rte", "wic", "wsc", "copa", "multirc", "record"]
-    assert {t.schedule for t in TASKS.values()} == {"linear"}
+    assert {t.hints.schedule for t in TASKS.values()} == {"linear"}
     assert {t.family for t in TASKS.values()} == {"superglue"}
 
 
@@ -490,7 +490,7 @@ def test_every_dataset_is_registered_once_with_the_linear_schedule():
 
 def real(name, splits):
     """One case of test_real_split_sizes, skipped unless the exact files it reads are there."""
-    folder = TASKS[name].extra["folder"]
+    folder = next(spec.folder for spec in SPECS if spec.name == name)
     return pytest.param(
         name, splits, marks=needs_real(*(f"superglue/{folder}/{LAYOUT[s][0]}" for s in splits)), id=name
     )

@@ -97,10 +97,10 @@ class MultipleChoiceCollator:
 
 def build_collator(task, tokenizer, data_args, training_args):
     multiple = 8 if (training_args.fp16 or training_args.bf16) else None
-    if task.collator == "token_classification":
+    if task.hints.collator == "token_classification":
         return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=multiple)
     if data_args.pad_to_max_length:
         return default_data_collator
-    if task.collator == "multiple_choice":
+    if task.hints.collator == "multiple_choice":
         return MultipleChoiceCollator(tokenizer, multiple)
     return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)

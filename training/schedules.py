@@ -28,7 +28,7 @@ def resolve_lr_schedule(training_args, task, argv: list[str]) -> str | None:
     """Make --lr_schedule and HF's --lr_scheduler_type/--warmup_* agree, so no schedule flag is silently ignored;
     returns the one-line problem when they cannot both be obeyed.
 
-    auto: the family's schedule (task.schedule: HF linear decay with warm-up for SuperGLUE/GLUE, the original's
+    auto: the family's schedule (task.hints.schedule: HF linear decay with warm-up for SuperGLUE/GLUE, the original's
     x--lr_decay per epoch without warm-up for NER/SRL/QA); an explicit --lr_scheduler_type then rules instead
     (--lr_schedule becomes hf). linear: HF's linear decay (--lr_scheduler_type linear). exponential: no HF schedule
     flag applies. hf: --lr_scheduler_type as given."""
@@ -40,7 +40,7 @@ def resolve_lr_schedule(training_args, task, argv: list[str]) -> str | None:
             scheduler,
         )
         training_args.lr_schedule = "hf"
-    schedule = task.schedule if training_args.lr_schedule == "auto" else training_args.lr_schedule
+    schedule = task.hints.schedule if training_args.lr_schedule == "auto" else training_args.lr_schedule
     if schedule == "exponential" and explicit:
         why = (
             "the family's default, --lr_schedule auto"

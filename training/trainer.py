@@ -253,7 +253,7 @@ class PTuningTrainer(Trainer):
         if order is not None:  # back to input order before any metric or file sees them
             predictions, label_ids = restore_order(predictions, order), restore_order(label_ids, order)
         metrics = dict(output.metrics)
-        if self.task.collator == "token_classification" and label_ids is not None:
+        if self.task.hints.collator == "token_classification" and label_ids is not None:
             metrics[f"{prefix}_loss"] = token_loss(predictions, label_ids)  # independent of batching
         labelled = {"labels", "start_positions"} & set(features.column_names)  # QA labels are answer spans
         if labelled or prefix == "eval":
