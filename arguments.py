@@ -355,11 +355,12 @@ def get_args(argv: list[str] | None = None):
             "--eval_strategy no: dev is scored once after training, so no best_results.json or best_model/ is written."
         )
     untrained = not (training_args.do_train or model_args.ptuning_checkpoint)
-    if model_args.method != "finetune" and untrained and (training_args.do_eval or training_args.do_predict):
+    if untrained and (training_args.do_eval or training_args.do_predict):
+        what = "head" if model_args.trains_backbone else f"{model_args.method} and head"
         _usage_error(
             parser,
-            f"--{model_args.method} without --do_train or --ptuning_checkpoint would score an untrained "
-            f"{model_args.method} and head: pass --ptuning_checkpoint <run folder or its best_model/> (or --do_train).",
+            f"--do_eval/--do_predict without --do_train or --ptuning_checkpoint would score an untrained {what}: "
+            "pass --ptuning_checkpoint <run folder or its best_model/> (or --do_train).",
         )
     task = get_task(data_args.task_name, data_args.dataset_name)
     if training_args.load_best_model_at_end and not training_args.metric_for_best_model_given:

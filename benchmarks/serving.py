@@ -66,8 +66,9 @@ from benchmarks.common.process import json_child, proc_status_kib  # noqa: E402
 from benchmarks.common.tiny import save_tiny_model  # noqa: E402
 from benchmarks.paths import DATA, RESULTS, minilm_path  # noqa: E402
 from model.config import MethodConfig  # noqa: E402
+from model.loading import load_backbone  # noqa: E402
 from model.multi_adapter import MultiAdapterModel, build_on  # noqa: E402
-from model.utils import TaskType, load_backbone  # noqa: E402
+from model.utils import TaskType  # noqa: E402
 
 CONFIGS = ("mixed", "mixed_same_rows", "per_adapter", "own_model", "separate_models")
 BANKED = CONFIGS[:3]  # served by MultiAdapterModel

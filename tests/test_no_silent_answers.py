@@ -95,20 +95,25 @@ def test_a_run_folder_given_as_ptuning_checkpoint_loads_its_best_model(trained, 
 
 
 # -- 2. an untrained prefix is never scored ---------------------------------------------------------------------
-@pytest.mark.parametrize("method", ["--prefix", "--prompt"])
+@pytest.mark.parametrize(
+    "method,untrained", [("--prefix", "prefix and head"), ("--prompt", "prompt and head"), ("", "head")]
+)
 @pytest.mark.parametrize("action", ["--do_eval", "--do_predict"])
-def test_evaluating_an_untrained_prefix_or_prompt_is_refused(method, action, tiny_bert, tmp_path, capsys):
-    argv = rte_argv(tiny_bert, tmp_path, tmp_path / "o", action)
-    argv[argv.index("--prefix")] = method
+def test_scoring_an_untrained_model_is_refused(method, untrained, action, tiny_bert, tmp_path, capsys):
+    """Without training or a checkpoint the head (and prefix/prompt) is random: refused for every method."""
+    argv = [a for a in rte_argv(tiny_bert, tmp_path, tmp_path / "o", action) if a != "--prefix"] + [
+        method
+    ] * bool(method)
     line = usage_error(argv, capsys)
-    assert f"{method} without --do_train or --ptuning_checkpoint would score an untrained" in line
+    assert f"without --do_train or --ptuning_checkpoint would score an untrained {untrained}:" in line
     assert not os.path.exists(tmp_path / "o")
 
 
-def test_fine_tuning_eval_only_is_still_allowed(tiny_bert, tmp_path):
-    argv = [a for a in rte_argv(tiny_bert, tmp_path, tmp_path / "o", "--do_eval") if a != "--prefix"]
+def test_eval_only_with_a_checkpoint_is_allowed(trained, tiny_bert, tmp_path):
+    _, out = trained
+    argv = rte_argv(tiny_bert, tmp_path, tmp_path / "o", "--do_eval", "--ptuning_checkpoint", out)
     model_args, _, training_args, *_ = arguments.get_args(argv)
-    assert model_args.method == "finetune" and training_args.do_eval
+    assert model_args.ptuning_checkpoint == os.path.join(out, "best_model") and not training_args.do_train
 
 
 # -- 3. schedule flags: obeyed or refused ------------------------------------------------------------------------

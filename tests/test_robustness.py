@@ -220,7 +220,9 @@ def test_prefix_checkpoint_from_another_backbone_is_refused(tiny_bert, rte_dir, 
     out = str(tmp_path / "bert-run")
     run.main(argv_for(tiny_bert, rte_dir, out, "--num_train_epochs", "1"))
     roberta = save_tiny_model(str(tmp_path / "tiny-roberta"), "roberta")
-    with pytest.raises(PTuningError, match=r"trained on another backbone or size \(model_type 'bert' vs 'roberta';"):
+    with pytest.raises(
+        PTuningError, match=r"trained on another backbone or size \(model_type 'bert' vs 'roberta';"
+    ):
         run.main(
             [
                 "--model_name_or_path",

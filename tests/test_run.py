@@ -193,26 +193,23 @@ def test_load_best_model_at_end_restores_the_best_prefix(tiny_bert, tmp_path):
 
 
 def test_eval_only_needs_only_the_validation_file(tiny_bert, tmp_path):
+    trained = run_main(tiny_bert, "superglue", "prefix", tmp_path / "trained")[1]  # a checkpoint to score
     data = fixtures.superglue_rte(str(tmp_path / "data"))
     os.remove(os.path.join(data, "RTE", "train.jsonl"))
     os.remove(os.path.join(data, "RTE", "test.jsonl"))
-    results = run.main(
-        [
-            "--model_name_or_path",
-            tiny_bert,
-            "--task_name",
-            "superglue",
-            "--dataset_name",
-            "rte",
-            "--data_dir",
-            data,
-            "--output_dir",
-            str(tmp_path / "out"),
-            "--do_eval",
-            "--report_to",
-            "none",
-        ]
-    )  # fine-tuning: an eval-only --prefix run needs --ptuning_checkpoint (tests/test_no_silent_answers.py)
+    argv = [
+        "--model_name_or_path",
+        tiny_bert,
+        "--task_name",
+        "superglue",
+        "--dataset_name",
+        "rte",
+        "--data_dir",
+        data,
+    ]
+    argv += ["--output_dir", str(tmp_path / "out"), "--do_eval", "--report_to", "none", "--prefix"]
+    argv += ["--pre_seq_len", "4", "--max_seq_length", "48", "--ptuning_checkpoint", trained]
+    results = run.main(argv)
     assert results["eval_samples"] == 6
 
 

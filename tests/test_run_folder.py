@@ -362,7 +362,10 @@ def test_a_garbage_ptuning_checkpoint_is_one_error_naming_the_file(finished, tin
     bad.mkdir()
     (bad / "model.safetensors").write_bytes(os.urandom(5000))
     eval_only = [a for a in argv(tiny_bert, rte_dir, str(tmp_path / "eval")) if a != "--do_train"]
-    with pytest.raises(PTuningError, match=rf"{bad / 'model.safetensors'} cannot be read \(.*\): it is damaged or not a safetensors file"):
+    with pytest.raises(
+        PTuningError,
+        match=rf"{bad / 'model.safetensors'} cannot be read \(.*\): it is damaged or not a safetensors file",
+    ):
         run.main([*eval_only, "--ptuning_checkpoint", str(bad)])
 
 

@@ -299,9 +299,9 @@ def test_prediction_rows_use_the_official_label_spelling():
 
 def test_every_dataset_is_registered_once():
     assert list(TASKS) == ["cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2", "stsb", "wnli"]
-    assert {t.hints.schedule for t in TASKS.values()} == {"linear"} and {t.hub_id for t in TASKS.values()} == {
-        "nyu-mll/glue"
-    }
+    assert {t.hints.schedule for t in TASKS.values()} == {"linear"} and {
+        t.hub_id for t in TASKS.values()
+    } == {"nyu-mll/glue"}
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import stat
 import statistics
 import sys
 
+from model.config import MethodArguments  # the method flags (standard library only)
 from training.flags import COLUMNS, identity
 
 
@@ -77,18 +78,19 @@ def backbone(run_args: dict | None) -> str | None:
 
 
 def method(run_args: dict | None) -> str | None:
-    """'prefix', 'prompt' or 'finetune': recorded since the method table; older runs: from --prefix/--prompt."""
+    """The method's name ('prefix', 'prompt', 'bitfit', 'finetune'): recorded since the method table; older runs:
+    the method flag they set (model/config.py METHOD_FLAGS), none meaning fine-tuning."""
     model_args = (run_args or {}).get("model_args") or {}
     if not isinstance(model_args, dict) or not model_args:
         return None
     if model_args.get("method"):
         return model_args["method"]
-    return "prefix" if model_args.get("prefix") else "prompt" if model_args.get("prompt") else "finetune"
+    return next((flag for flag in MethodArguments.METHOD_FLAGS if model_args.get(flag)), "finetune")
 
 
 # Recorded arguments that do not tell configurations apart: the seed (averaged over), and what `backbone` and
 # `method` stand for (FacebookAI/roberta-large and /models/roberta-large are the backbone roberta-large).
-NOT_CONFIGURATION = frozenset({"seed", "model_name_or_path", "prefix", "prompt"})
+NOT_CONFIGURATION = frozenset({"seed", "model_name_or_path", *MethodArguments.METHOD_FLAGS})
 
 
 def configuration(run_args: dict) -> dict:

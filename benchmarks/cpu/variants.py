@@ -15,7 +15,8 @@ from transformers import AutoConfig, AutoModel
 
 from benchmarks.common.models import adamw, model_args
 from benchmarks.common.spec import Spec
-from model.utils import TaskType, build_model, load_backbone
+from model.loading import load_backbone
+from model.utils import TaskType, build_model
 
 TRAIN_VARIANTS = ("finetune", "prefix", "prefix_projection", "prompt", "head_only")
 EVAL_VARIANTS = ("frozen", "prefix", "prompt")

@@ -22,7 +22,7 @@ import torch
 
 from benchmarks.common.reference import attend, heads_of, reference_batch, reference_hidden, reference_logits
 from benchmarks.gpu.models import autocast_for, load, save_backbone, short_error
-from model.utils import load_backbone
+from model.loading import load_backbone
 
 TOLERANCE = {"fp32": 1e-5, "bf16": 3e-2}  # relative error vs the float64 reference
 
