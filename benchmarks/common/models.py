@@ -19,8 +19,7 @@ def model_args(path: str, method: str, pre_seq_len: int, attn: str = "sdpa", dro
     (prefix_projection, shift_positions, backbone_dtype, ...). `dropout` is --hidden_dropout_prob."""
     return ModelArguments(
         model_name_or_path=path,
-        prefix=method == "prefix",
-        prompt=method == "prompt",
+        **{flag: flag == method for flag in ModelArguments.METHOD_FLAGS},  # none set: fine-tuning
         pre_seq_len=pre_seq_len,
         attn_implementation=attn,
         hidden_dropout_prob=dropout,

@@ -70,9 +70,10 @@ def load(
     model = get_model(
         args, TaskType.SEQUENCE_CLASSIFICATION, AutoConfig.from_pretrained(path, **(config_kw or {}))
     )
-    if method == "prefix" and scale_prefix:
+    prefix = getattr(model, "prefix_encoder", None)  # P-tuning v2's table (model/prefix_tuning.py)
+    if prefix is not None and scale_prefix:
         with torch.no_grad():
-            model.prefix_encoder.embedding.weight.normal_()
+            prefix.embedding.weight.normal_()
     return model.to(device)
 
 
