@@ -24,6 +24,7 @@ from model.loading import check_model_path
 from tasks.qa import QuestionAnsweringArguments  # noqa: F401  (re-exported: the original's import path)
 from tasks.registry import FAMILIES, family_arguments, get_task
 from training.flags import given, translate_old_flags
+from training.levers import TrainingLevers
 from training.run_folder import write_record
 from training.schedules import resolve_lr_schedule
 
@@ -99,9 +100,13 @@ class ModelArguments(MethodArguments):
         for name in ("config_name", "tokenizer_name"):
             if getattr(self, name):
                 check_model_path(f"--{name}", getattr(self, name))
-        if (
-            self.ptuning_checkpoint is not None
-        ):  # a run folder stands for its best_model/ (the best dev epoch)
+        if self.ptuning_checkpoint is not None and self.init_prefix_from is not None:
+            raise ValueError(
+                "--init_prefix_from starts training from another run's prefix; --ptuning_checkpoint loads a trained "
+                "model whole (for --do_eval/--do_predict): pass one."
+            )
+        # a run folder stands for its best_model/ (the best dev epoch)
+        if self.ptuning_checkpoint is not None:
             self.ptuning_checkpoint = resolve_checkpoint_dir(self.ptuning_checkpoint)
             if not os.path.isfile(os.path.join(self.ptuning_checkpoint, "model.safetensors")):
                 raise FileNotFoundError(
@@ -176,7 +181,7 @@ class DataTrainingArguments:
     max_predict_samples: int | None = field(
         default=None, metadata={"help": "Truncate the test set (examples)."}
     )
-    template_id: int = field(default=0, metadata={"help": "Input template for WiC/WSC (0 or 1, see README)."})
+    template_id: int = field(default=0, metadata={"help": "Input template for WiC/WSC (0 or 1, see docs/REFERENCE.md)."})
 
     def __post_init__(self):
         if self.dataset_config_name is not None:
@@ -211,8 +216,8 @@ class DataTrainingArguments:
 
 
 @dataclass
-class PTuningTrainingArguments(TrainingArguments):
-    """HF TrainingArguments plus the original's knobs that transformers no longer has."""
+class PTuningTrainingArguments(TrainingLevers, TrainingArguments):
+    """HF TrainingArguments, the original's knobs that transformers dropped, the head levers (training/levers.py)."""
 
     _argument_group_name = "HF TrainingArguments (transformers' own; see its docs)"
 
@@ -271,9 +276,7 @@ class PTuningTrainingArguments(TrainingArguments):
         if not os.path.isdir(existing):
             raise ValueError(f"--output_dir {self.output_dir!r}: {existing!r} is a file, not a folder.")
         if self.dataloader_pin_memory and not torch.accelerator.is_available():
-            self.dataloader_pin_memory = (
-                False  # pinned memory only helps copies to an accelerator (else a warning)
-            )
+            self.dataloader_pin_memory = False  # it only helps copies to an accelerator (else a warning)
         if not 0 <= self.seed < 2**32:
             raise ValueError(f"--seed must be between 0 and 2**32 - 1, got {self.seed}.")
         for name in (
@@ -303,7 +306,7 @@ def build_parser() -> HfArgumentParser:
     # argparse keeps sections and their flags in these lists (no public API to reorder them)
     hf = next(g for g in parser._action_groups if g.title == PTuningTrainingArguments._argument_group_name)
     ours = parser.add_argument_group("training (the project's)")
-    own = {f"--{name}" for name in PTuningTrainingArguments.__annotations__}
+    own = {f"--{name}" for cls in (PTuningTrainingArguments, TrainingLevers) for name in cls.__annotations__}
     for action in [a for a in hf._group_actions if own & set(a.option_strings)]:
         hf._group_actions.remove(action)
         ours._group_actions.append(action)
@@ -379,10 +382,7 @@ def get_args(argv: list[str] | None = None):
 def args_payload(model_args, data_args, training_args, *family_args) -> dict:
     """The resolved arguments as args.json records them: one section per dataclass ("qa_args" for QA's)."""
     payload = {
-        "model_args": {
-            **dataclasses.asdict(model_args),
-            "method": model_args.method,
-        },  # prefix / prompt / finetune …
+        "model_args": {**dataclasses.asdict(model_args), "method": model_args.method},  # prefix, prompt …
         "data_args": dataclasses.asdict(data_args),
         "training_args": training_args.to_dict(),
     }

@@ -4,7 +4,7 @@
 # 30 epochs) with the two levers that helped in benchmarks/time_to_accuracy.py (BEST there; this script is tested
 # against it): a longer prefix (--pre_seq_len 64, the original: 11) and a prefix started from the frozen backbone's
 # own keys/values of real words (--prefix_init tokens).
-# Measured (README "Time to accuracy"): on the first 2,000 train / 1,000 dev / 1,000 test sentences, seeds 1-3, dev
+# Measured (benchmarks/README.md, "Time to accuracy"): on the first 2,000 train / 1,000 dev / 1,000 test sentences, seeds 1-3, dev
 # entity F1 83.3 +- 0.6 / test 76.9 +- 0.9 (seed 1: 84.0 / 77.0) vs the original's settings 82.3 / 76.8 and
 # fine-tuning 86.8 / 81.0 (lr 1e-4). Reproduce the seed-1 cell with:  bash run_script/run_conll03_minilm_recipe.sh --max_train_samples 2000 --max_eval_samples 1000 --max_predict_samples 1000
 # --max_seq_length 448 (= 512 - pre_seq_len) with --pad_to_max_length False keeps every sentence whole.

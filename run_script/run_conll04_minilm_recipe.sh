@@ -4,7 +4,7 @@
 # dropout 0.2, x0.95 per epoch, 40 epochs) with the lever that helped on CoNLL03 in benchmarks/time_to_accuracy.py
 # (BEST there; this script is tested against it): a prefix started from the frozen backbone's own keys/values of
 # real words (--prefix_init tokens).
-# Measured: README "Time to accuracy" (official splits, seeds 1-3; the script runs seed 1): 74.4 dev / 74.2 test,
+# Measured: benchmarks/README.md, "Time to accuracy" (official splits, seeds 1-3; the script runs seed 1): 74.4 dev / 74.2 test,
 # within noise of the original's settings (the init lever -0.0 dev / -0.3 test there, seeds 1-3) and 5.9 / 7.2 below
 # fine-tuning (lr 1e-4; 5.0 / 7.0 below lr 5e-5).
 # --max_seq_length 384 (= 512 - pre_seq_len) with --pad_to_max_length False keeps every sentence whole.
