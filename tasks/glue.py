@@ -1,5 +1,6 @@
 """GLUE: cola mnli mrpc qnli qqp rte sst2 stsb wnli, one registered Task each (a port of HF run_glue, as the
-original tasks/glue/dataset.py).
+original tasks/glue/dataset.py); your own sentence (pair) labels or scores are --dataset_name custom (tasks/custom.py,
+built on glue_task).
 
 Data. The GLUE download script's layout `<TASK>/{train,dev,test}.tsv` (folders CoLA MNLI MRPC QNLI QQP RTE
 SST-2 STS-B WNLI; MNLI's validation/test are dev_matched.tsv/test_matched.tsv) under --data_dir, which may be
@@ -281,7 +282,8 @@ SPECS = (
 )  # fmt: skip
 
 
-def _task(spec: GlueSpec) -> Task:
+def glue_task(spec: GlueSpec) -> Task:
+    """The Task of one spec row (tasks/custom.py builds one for the labels and text columns of your own file)."""
     return Task(
         family="glue",
         name=spec.name,
@@ -298,4 +300,4 @@ def _task(spec: GlueSpec) -> Task:
     )
 
 
-TASKS: dict[str, Task] = register_specs(SPECS, _task)  # dataset name -> its registered Task
+TASKS: dict[str, Task] = register_specs(SPECS, glue_task)  # dataset name -> its registered Task

@@ -1,4 +1,5 @@
-"""NER family (--task_name ner): conll2003, conll2004, ontonotes. Word-level BIO tagging scored by seqeval.
+"""NER family (--task_name ner): conll2003, conll2004, ontonotes (and your own tags: custom, tasks/custom.py).
+Word-level BIO tagging scored by seqeval.
 
 Raw rows: {"id", "tokens": [word, ...], "ner_tags": [IOB2 tag name, ...]}; tag names are mapped to ids through
 the Task's label_list at preprocessing. Official local layouts under --data_dir (first match wins):

@@ -2,6 +2,11 @@
 
 A family is one module `tasks/<family>.py` (superglue, glue, ner, srl, qa) that calls `register_specs(SPECS, to_task)`
 at import time: one Task per row of its spec table. Nothing else lists datasets: argument choices, run.py and search.py all ask the registry.
+Your own data is one more row in the ner and glue families (--dataset_name custom, tasks/custom.py, imported after the
+families as an EXTENSION): its label list is known only from its files, so its registered row carries `own_data`, and
+run.py takes `task.resolve(data_args)` (labels from --train_file), serving `task.from_record(record)` (labels from the
+checkpoint); both give a Task whose label_list, head size, metrics and records are that data's. For every registered
+dataset both return the task unchanged.
 
 Contract of the callables (run.py is the only caller besides tests):
   load(data_args, splits) -> datasets.DatasetDict
@@ -53,6 +58,8 @@ from tasks.task_type import TaskType
 
 # The task families, each one module of this package. Their datasets are registered inside those modules.
 FAMILIES = ("superglue", "glue", "ner", "srl", "qa")
+# Modules that register datasets into those families: your own data (--dataset_name custom)
+EXTENSIONS = ("custom",)
 
 _REGISTRY: dict[tuple[str, str], Task] = {}
 
@@ -117,6 +124,17 @@ class FamilyArgs:
 
 
 @dataclass(frozen=True)
+class OwnData:
+    """A dataset of your own (tasks/custom.py): what the registry cannot know (the label list, the text columns) is
+    read from --train_file, or from a checkpoint's task record (serving)."""
+
+    # describe(train_file) -> the description: a JSON-able dict {"labels": [...] or None, ...}; DataError file:line
+    describe: Callable
+    build: Callable  # build(description) -> the Task for exactly that description (its `own_data` holds it)
+    description: dict | None = None  # the built Task's (None on the registered row); args.json, checkpoint
+
+
+@dataclass(frozen=True)
 class Task:
     family: str  # --task_name
     name: str  # --dataset_name
@@ -132,6 +150,7 @@ class Task:
     hints: TrainingHints = TrainingHints()
     prediction: Prediction = Prediction()
     args: FamilyArgs = FamilyArgs()
+    own_data: OwnData | None = None  # a dataset of your own: resolve() it before use
 
     @property
     def num_labels(self) -> int:
@@ -154,6 +173,31 @@ class Task:
             rows += read
             origin += [index] * len(read)
         return datasets.Dataset.from_list(rows, features=self.prediction.raw_features), origin
+
+    def resolve(self, data_args) -> Task:
+        """This task as its data defines it. A dataset of your own (`own_data`) reads its label list (and text
+        columns) from --train_file, also when only evaluating or predicting; a registered dataset, or one already
+        resolved, comes back as it is."""
+        if self.own_data is None or self.own_data.description is not None:
+            return self
+        if not data_args.train_file:
+            raise DataError(
+                f"--task_name {self.family} --dataset_name {self.name} reads its labels from --train_file: give "
+                "it (the file the model is or was trained on), with --validation_file/--test_file as needed."
+            )
+        return self.own_data.build(self.own_data.describe(data_args.train_file))
+
+    def from_record(self, record: dict) -> Task:
+        """The task a checkpoint's task record (model/checkpoint.py `task_record`) describes: a dataset of your own is
+        rebuilt from its recorded description; a registered dataset comes back as it is."""
+        if self.own_data is None:
+            return self
+        if not isinstance(record.get("own_data"), dict):
+            raise DataError(
+                f"--dataset_name {self.name}: the checkpoint's task record holds no 'own_data' description (its "
+                "labels): retrain it with this version."
+            )
+        return self.own_data.build(record["own_data"])
 
     def bind_args(self, family_args: Sequence) -> Task:
         """This task with its family's parsed arguments (the instance of `args_class` among `family_args`, as
@@ -184,8 +228,8 @@ def register_specs(specs: Sequence, to_task: Callable) -> dict[str, Task]:
 
 
 def _load_families() -> None:
-    for family in FAMILIES:
-        importlib.import_module(f"tasks.{family}")
+    for module in (*FAMILIES, *EXTENSIONS):
+        importlib.import_module(f"tasks.{module}")
 
 
 def dataset_names(family: str) -> list[str]:

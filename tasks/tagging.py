@@ -4,7 +4,8 @@ schemes are tasks/tag_schemes.py).
 
 Contracts:
   TaggingSpec: one dataset of a tagging family (folders, split files, reader, label inventory, Hub id, test splits);
-      register_family(family, specs, load, compute_metrics, pair_column) registers one Task per row.
+      tagging_task(family, spec, load, compute_metrics, tag_column, pair_column) is its Task; register_family
+      registers one per row (tasks/custom.py builds one for a tag set read from your own file).
   tokenize_and_align(batch, tokenizer, data_args, label_list, tag_column, pair_column=None): words (and, for SRL,
       the predicate word as a second segment) -> sub-tokens with labels on each word's first sub-token.
   predictions_to_records(...): one {"tokens", "tags"[, extra columns]} row per example.
@@ -304,54 +305,54 @@ class TaggingSpec:
     test_splits: tuple[str, ...] = ("test",)
 
 
-def register_family(
+def tagging_task(
     family: str,
-    specs: Sequence[TaggingSpec],
+    spec: TaggingSpec,
     *,
     load: Callable,
     compute_metrics: Callable,
     tag_column: str,
     pair_column: str | None = None,
     extra_features: dict | None = None,
-) -> dict[str, Task]:
-    """One Task per spec: load(data_args, splits, spec=...), compute_metrics(..., label_list=...), the shared
+) -> Task:
+    """The Task of one spec: load(data_args, splits, spec=...), compute_metrics(..., label_list=...), the shared
     tokenize_and_align / predictions_to_records / read_example, the original's x0.95/epoch schedule.
-    `extra_features`: the types of the columns `load` adds to id/tokens/tags (SRL's index).
-    Returns {name: Task}."""
-
-    def to_task(spec: TaggingSpec) -> Task:
-        labels = spec.label_list
-        return Task(
-            family=family,
-            name=spec.name,
-            task_type=TaskType.TOKEN_CLASSIFICATION,
-            load=partial(load, spec=spec),
-            preprocess=partial(
-                tokenize_and_align,
-                label_list=labels,
-                tag_column=tag_column,
-                family=family,
-                pair_column=pair_column,
-            ),
-            compute_metrics=partial(compute_metrics, label_list=labels),
-            main_metric="f1",
+    `extra_features`: the types of the columns `load` adds to id/tokens/tags (SRL's index)."""
+    labels = spec.label_list
+    return Task(
+        family=family,
+        name=spec.name,
+        task_type=TaskType.TOKEN_CLASSIFICATION,
+        load=partial(load, spec=spec),
+        preprocess=partial(
+            tokenize_and_align,
             label_list=labels,
-            test_splits=spec.test_splits,
-            predictions_to_records=partial(
-                predictions_to_records,
-                label_list=labels,
-                tag_column=tag_column,
-                extra_columns=(pair_column,) if pair_column else (),
-            ),
-            hub_id=spec.hub_id,
-            hints=TrainingHints(
-                schedule=Schedule.EXPONENTIAL, collator=Collator.TOKEN_CLASSIFICATION, pretokenized=True
-            ),
-            prediction=Prediction(
-                partial(read_example, label_list=labels, tag_column=tag_column, pair_column=pair_column),
-                key="tags",
-                raw_features=tagging_features(tag_column, extra_features),
-            ),
-        )
+            tag_column=tag_column,
+            family=family,
+            pair_column=pair_column,
+        ),
+        compute_metrics=partial(compute_metrics, label_list=labels),
+        main_metric="f1",
+        label_list=labels,
+        test_splits=spec.test_splits,
+        predictions_to_records=partial(
+            predictions_to_records,
+            label_list=labels,
+            tag_column=tag_column,
+            extra_columns=(pair_column,) if pair_column else (),
+        ),
+        hub_id=spec.hub_id,
+        hints=TrainingHints(
+            schedule=Schedule.EXPONENTIAL, collator=Collator.TOKEN_CLASSIFICATION, pretokenized=True
+        ),
+        prediction=Prediction(
+            partial(read_example, label_list=labels, tag_column=tag_column, pair_column=pair_column),
+            key="tags",
+            raw_features=tagging_features(tag_column, extra_features),
+        ),
+    )
 
-    return register_specs(specs, to_task)
+
+def register_family(family: str, specs: Sequence[TaggingSpec], **kwargs) -> dict[str, Task]:
+    """One Task per spec (`tagging_task(family, spec, **kwargs)`), registered; returns {name: Task}."""
+    return register_specs(specs, partial(tagging_task, family, **kwargs))
