@@ -21,7 +21,7 @@ import torch
 import transformers
 from transformers import set_seed
 
-from arguments import args_payload, get_args, save_args
+from arguments import args_payload, get_args
 from model.checkpoint import task_record
 from model.loading import load_config, load_tokenizer, read_checkpoint
 from model.ptuning import PTuningError
@@ -35,6 +35,7 @@ from training.run_folder import (
     claim_for_training,
     clear_previous_run,
     refuse_training_folder_for_eval,
+    write_record,
 )
 from training.trainer import NonFiniteLossError, PTuningTrainer
 
@@ -65,14 +66,15 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def run(model_args, data_args, training_args, *family_args) -> dict:
-    # -- task (with its family's own arguments bound); resume only the same run, never over another run's records --
-    task = get_task(data_args.task_name, data_args.dataset_name).bind_args(family_args)
+    # -- task (your own data: its labels read from --train_file; the family's own arguments bound); resume only the
+    # same run, never over another run's records
+    task = get_task(data_args.task_name, data_args.dataset_name).resolve(data_args).bind_args(family_args)
     last_checkpoint = None
     if training_args.do_train:
         last_checkpoint = claim_for_training(
             training_args.output_dir,
             training_args.overwrite_output_dir,
-            args_payload(model_args, data_args, training_args, *family_args),
+            args_record(task, model_args, data_args, training_args, *family_args),
             resume_from_checkpoint=training_args.resume_from_checkpoint,  # checked against its own run's args.json
         )
     else:
@@ -125,7 +127,10 @@ def run(model_args, data_args, training_args, *family_args) -> dict:
         group_eval_by_length=training_args.group_eval_by_length,
     )
     if trainer.is_world_process_zero():
-        save_args(training_args.output_dir, model_args, data_args, training_args, *family_args)
+        record = args_record(task, model_args, data_args, training_args, *family_args)
+        write_record(
+            os.path.join(training_args.output_dir, "args.json"), json.dumps(record, indent=2, default=str)
+        )
     results = {}
 
     # -- train -----------------------------------------------------------------------------------------------------
@@ -244,8 +249,23 @@ def needed_splits(task, training_args) -> list[str]:
     return splits
 
 
+def args_record(task, model_args, data_args, training_args, *family_args) -> dict:
+    """args.json: the resolved arguments and, for your own data, what its training file resolved to (labels, text
+    columns) as data_args.own_data, so a resumed run must have the same labels."""
+    payload = args_payload(model_args, data_args, training_args, *family_args)
+    if task.own_data is not None:
+        payload["data_args"]["own_data"] = task.own_data.description
+    return payload
+
+
 def load_ptuning_checkpoint(model, directory: str) -> None:
     checkpoint = read_checkpoint(directory, model.config, model.config.name_or_path)
+    labels, own = (checkpoint.meta.get("task") or {}).get("labels"), model.task_record["labels"]
+    if labels is not None and labels != own:  # the head may fit (same count), the names do not: never relabel
+        raise PTuningError(
+            f"{checkpoint.path} was trained with the labels {labels}, this run's data gives {own}: evaluate it on "
+            "data with the labels it was trained with (your own data: the same --train_file)."
+        )
     model.load_state_dict(checkpoint.tensors)
     logger.info("Loaded the trained %s from %s", model.method, checkpoint.path)
 

@@ -8,7 +8,8 @@ another backbone or setting with one clear error, before any tensor is copied.
 
 The saved record also holds the whole MethodConfig ("method_config") and, from run.py, under "task", what inference
 needs (`task_record`: family, dataset, label names, the preprocessing arguments, the family's own arguments, the
-backbone's name); predict.py reads them with `read_meta`. They describe the checkpoint and are not compared.
+backbone's name, your own data's description); predict.py reads them with `read_meta`. They describe the checkpoint
+and are not compared.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ PREPROCESSING_ARGS = ("max_seq_length", "doc_stride", "template_id")
 
 def task_record(task, data_args, family_args=(), backbone_name: str | None = None) -> dict:
     """What predicting with a checkpoint needs besides its tensors: the task, its label names, the preprocessing
-    and family arguments it was trained with, and the backbone's name (informative: sizes are checked)."""
+    and family arguments it was trained with, the backbone's name (informative: sizes are checked) and, for your
+    own data, the description its training file resolved to."""
     task_args = next((a for a in family_args if task.args.cls and isinstance(a, task.args.cls)), None)
     return {
         "family": task.family,
@@ -54,6 +56,9 @@ def task_record(task, data_args, family_args=(), backbone_name: str | None = Non
         "data_args": {k: getattr(data_args, k) for k in PREPROCESSING_ARGS if hasattr(data_args, k)},
         "task_args": dataclasses.asdict(task_args) if task_args is not None else None,
         "backbone": backbone_name,
+        # a dataset of your own (tasks/custom.py): what its training file said (labels, text columns); serving
+        # rebuilds the task from it (Task.from_record)
+        "own_data": task.own_data.description if task.own_data else None,
     }
 
 

@@ -12,8 +12,9 @@ all of them labelled in mixed batches.
 A checkpoint is a best_model/ folder of run.py whose method runs on a shared frozen backbone (--prefix, --prompt:
 model/methods.py `not_servable` is None), or its run folder, which stands for its
 best_model/ (model/checkpoint.py `resolve_checkpoint_dir`). Its meta record says the task, label names, method and
-preprocessing arguments; each record is read and preprocessed by its task's own code (Task.examples_from_records,
-Task.preprocess) and post-processed by it (Task.predictions_to_records). Records longer than --max_seq_length
+preprocessing arguments (your own data's task is rebuilt from the labels it records, Task.from_record); each record
+is read and preprocessed by its task's own code (Task.examples_from_records, Task.preprocess) and post-processed by it
+(Task.predictions_to_records). Records longer than --max_seq_length
 (serving/windows.py): a tagging record is cut into overlapping word windows, so every word gets its tag and score; a
 classification or multiple-choice record is truncated by its task, and its result says so ("truncated": true).
 Non-finite weights or logits are refused, naming the adapter.
@@ -38,7 +39,7 @@ from model.loading import check_model_path, load_backbone, load_config, load_tok
 from model.methods import METHODS
 from model.multi_adapter import MultiAdapterModel, build_on
 from serving import outputs, windows
-from tasks import get_task
+from tasks import DataError, get_task
 from tasks.task_type import TaskType
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -137,7 +138,10 @@ class Predictor:
                 "dataset, label names, preprocessing arguments and every method flag); it was saved by an older "
                 "version. Retrain it with this version, or predict with run.py --do_predict --ptuning_checkpoint."
             )
-        task = get_task(record["family"], record["dataset"])
+        try:  # your own data: the task rebuilt from the labels (and text columns) the record holds
+            task = get_task(record["family"], record["dataset"]).from_record(record)
+        except DataError as err:
+            raise PTuningError(f"adapter {name!r} ({checkpoint_dir}): {err}") from None
         if task.prediction.read_example is None:
             raise PTuningError(f"adapter {name!r} ({task.family} {task.name}): {task.prediction.unsupported}")
         if task.label_list and list(task.label_list) != record["labels"]:

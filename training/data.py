@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from functools import partial
 
@@ -57,14 +58,15 @@ def tokenize(raw: datasets.DatasetDict, task, tokenizer, data_args) -> datasets.
 
 
 def has_labels(features: datasets.Dataset) -> bool:
-    """False for unlabelled test splits: no label column, or labels all -1 / -100 (regression floats count)."""
+    """False for unlabelled test splits: no label column, or labels all -1 / -100 / NaN (other regression floats
+    count; NaN is tasks/custom.py's unlabelled score)."""
     if "start_positions" in features.column_names:
         return True
     if "labels" not in features.column_names or len(features) == 0:
         return False
     for row in features["labels"]:
         for value in row if isinstance(row, list) else [row]:
-            if isinstance(value, float) or value >= 0:
+            if value >= 0 or (isinstance(value, float) and not math.isnan(value)):
                 return True
     return False
 
