@@ -25,6 +25,7 @@ from arguments import args_payload, get_args
 from model.checkpoint import task_record
 from model.loading import load_config, load_tokenizer, read_checkpoint
 from model.ptuning import PTuningError
+from model.transfer import transfer_prefix
 from model.utils import get_model
 from tasks import DataError, get_task
 from training.data import build_collator, drop_placeholder_labels, has_labels, limit_samples, tokenize
@@ -102,6 +103,8 @@ def run(model_args, data_args, training_args, *family_args) -> dict:
     )  # for predict.py
     if model_args.ptuning_checkpoint:
         load_ptuning_checkpoint(model, model_args.ptuning_checkpoint)
+    if model_args.init_prefix_from:  # another run's prefix, and its head if the labels are this task's
+        transfer_prefix(model, model_args.init_prefix_from, task.label_list)
     collator = build_collator(task, tokenizer, data_args, training_args)
     features = drop_placeholder_labels(features, task.test_splits)  # unlabelled test splits: predictions only
     check_longest_examples(model, features, collator)  # P+T too long etc.: refused before anything is written

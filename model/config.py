@@ -13,10 +13,11 @@ MethodConfig — the frozen, resolved setting one model is built with: built onc
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-PREFIX_INITS = ("normal", "normal1", "tokens")  # see model/prefix_encoder.py
+PREFIX_INITS = ("normal", "normal1", "tokens", "zeros")  # see model/methods.py Method.initialise
 
 
 class PTuningError(ValueError):
@@ -67,7 +68,18 @@ class MethodArguments:
         metadata={
             "help": "How the prefix/prompt starts: 'normal' = N(0, initializer_range) (the original); 'normal1' = "
             "N(0, 1); 'tokens' = the frozen backbone's own keys/values of P sampled vocabulary words (Li & Liang "
-            "2021; prompt tuning: their word embeddings). See model/prefix_encoder.py."
+            "2021; prompt tuning: their word embeddings); 'zeros' = exactly 0 (with --prefix_projection: the MLP's "
+            "last layer, weight and bias, is 0). See model/methods.py."
+        },
+    )
+    init_prefix_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "Start TRAINING from another run's prefix/prompt (a run folder stands for its best_model/): "
+            "same backbone size, method, --pre_seq_len and prefix layout (--prefix_projection, "
+            "--prefix_hidden_size, --prefix_layers) required; its head too when its labels are this task's "
+            "(same names, same order), else a new head. Unlike --ptuning_checkpoint, which loads a whole trained "
+            "model for --do_eval/--do_predict and requires the same labels and flags. See model/transfer.py."
         },
     )
     prefix_dropout: float | None = field(
@@ -89,11 +101,31 @@ class MethodArguments:
             raise ValueError(f"--prefix_hidden_size must be >= 1, got {self.prefix_hidden_size}.")
         self._only_for("prefix_layers", None)
         if self.prefix_init not in PREFIX_INITS:
-            raise ValueError(f"--prefix_init must be normal, normal1 or tokens, got {self.prefix_init!r}.")
+            raise ValueError(
+                f"--prefix_init must be one of {', '.join(PREFIX_INITS)}, got {self.prefix_init!r}."
+            )
         self._only_for("prefix_init", "normal")
+        self._only_for("init_prefix_from", None)
+        if self.init_prefix_from is not None:
+            self._check_init_prefix_from()
         self._only_for("prefix_dropout", None)
         if self.prefix_dropout is not None and not 0.0 <= self.prefix_dropout < 1.0:
             raise ValueError(f"--prefix_dropout must be in [0, 1), got {self.prefix_dropout}.")
+
+    def _check_init_prefix_from(self) -> None:
+        """A run folder stands for its best_model/ (recorded resolved in args.json); it must hold a checkpoint."""
+        from model.checkpoint import resolve_checkpoint_dir  # model/checkpoint.py imports this module
+
+        if self.prefix_init != "normal":
+            raise ValueError(
+                f"--prefix_init {self.prefix_init} and --init_prefix_from both say where the prefix starts: pass one."
+            )
+        self.init_prefix_from = resolve_checkpoint_dir(self.init_prefix_from)
+        if not os.path.isfile(os.path.join(self.init_prefix_from, "model.safetensors")):
+            raise FileNotFoundError(
+                f"--init_prefix_from {self.init_prefix_from!r} holds no model.safetensors: point it at a run folder "
+                "or its best_model/ written by run.py."
+            )
 
     def _only_for(self, flag: str, default) -> None:
         """Refuse --flag changed from its default for a method that does not read it."""

@@ -90,6 +90,8 @@ class Method:
     #           only the embedding fed to the MLP is redrawn; the MLP keeps its N(0, initializer_range) weights.
     # "tokens"  real tokens, as Li & Liang (2021) initialise prefix-tuning with real words: P vocabulary words sampled
     #           with the seeded global RNG (`sample_word_ids`), then the method's `init_from_tokens`.
+    # "zeros"   exactly 0: the prompt's table, or with --prefix_projection the MLP's last layer (the encoder's `zero_`),
+    #           so training starts from the backbone's own output; no random number is drawn.
     def initialise(self, how: str, backbone, token_ids=None, tokenizer_path: str | None = None) -> None:
         """Re-initialise the method's prompt according to --prefix_init, after the head's init_new_weights.
         `token_ids` (P,): the words for "tokens" (default: sampled from the vocabulary of the tokenizer at
@@ -102,6 +104,9 @@ class Method:
             raise PTuningError(f"--prefix_init {how} needs a method with a prompt, not {self.name!r}")
         if how == "normal1":
             nn.init.normal_(self.prompt.embedding.weight, mean=0.0, std=1.0)
+            return
+        if how == "zeros":
+            self.prompt.zero_()
             return
         if token_ids is None:
             token_ids = sample_word_ids(self.config, self.pre_seq_len, tokenizer_path)
@@ -178,7 +183,7 @@ class PromptTuning(Method):
     """P trainable vectors prepended to the word embeddings (Lester et al.)."""
 
     name = "prompt"
-    flags = ("pre_seq_len", "prefix_init")
+    flags = ("pre_seq_len", "prefix_init", "init_prefix_from")
     not_servable = None
 
     @classmethod

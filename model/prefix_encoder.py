@@ -45,6 +45,15 @@ class PrefixEncoder(nn.Module):
         prefix = self.embedding(self.prefix_ids)  # (P, H) or (P, 2·L·H)
         return self.trans(prefix) if self.projection else prefix
 
+    def zero_(self) -> None:
+        """--prefix_init zeros: the output becomes exactly 0 while every parameter can still move: the table, or with
+        the projection the MLP's last layer (weight and bias; the tanh layer's output stays nonzero, so the last
+        layer's gradient is too)."""
+        last = self.trans[-1] if self.projection else self.embedding
+        with torch.no_grad():
+            for param in last.parameters():
+                param.zero_()
+
     def layer_prefixes(self, batch: int, prefix_attention_mask=None, shared_dropout=None) -> list:
         """Per backbone layer: (key, value, mask) with key/value (B, heads, P, d) expanded, not copied; or None for a
         layer without prefix. `prefix_attention_mask` (B, P) bool: the prefix slots a query may attend to (None:
@@ -78,6 +87,11 @@ class PromptEncoder(nn.Module):
 
     def forward(self) -> torch.Tensor:
         return self.embedding(self.prompt_ids)  # (P, H)
+
+    def zero_(self) -> None:
+        """--prefix_init zeros: every prompt vector exactly 0."""
+        with torch.no_grad():
+            self.embedding.weight.zero_()
 
 
 # -- --prefix_init tokens (model/methods.py Method.initialise): the words a prompt starts from -------------------

@@ -83,6 +83,7 @@ class PrefixTuning(Method):
         "prefix_hidden_size",
         "prefix_layers",
         "prefix_init",
+        "init_prefix_from",
         "prefix_dropout",
         "shift_positions",
     )

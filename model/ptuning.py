@@ -14,7 +14,7 @@ from torch import nn
 from model import checkpoint
 from model.backbones import get_backbone
 from model.config import MethodConfig, PTuningError  # PTuningError is also imported from here by run.py
-from model.methods import METHODS
+from model.methods import METHODS, in_backbone
 
 
 class PTuningModel(nn.Module):
@@ -46,8 +46,22 @@ class PTuningModel(nn.Module):
     def post_init(self) -> None:
         """Called by each head once its layers exist: initialise the new weights, then set what trains."""
         self.init_new_weights()
+        self.train_head_only(False)
+
+    # -- the head: what the task adds after the encoder (--head_learning_rate, --head_warmup_epochs, --init_prefix_from)
+    def head_names(self) -> set[str]:
+        """Names of the head's parameters (as in named_parameters() and the checkpoint): everything outside the
+        backbone and the method's prompt, e.g. the classifier and DeBERTa's ContextPooler; the backbone's own pooler
+        is the backbone's."""
+        prompt = self.method_impl.prompt
+        prompt_ids = set() if prompt is None else {id(p) for p in prompt.parameters()}
+        return {n for n, p in self.named_parameters() if not in_backbone(n) and id(p) not in prompt_ids}
+
+    def train_head_only(self, head_only: bool) -> None:
+        """requires_grad: only the head's parameters (`head_only`), or everything the method trains."""
+        head = self.head_names()
         for name, param in self.named_parameters():
-            param.requires_grad_(self.method_impl.trains(name))
+            param.requires_grad_(self.method_impl.trains(name) and (name in head or not head_only))
 
     # -- initialisation: N(0, initializer_range), biases 0, as HF init gave the original's new modules ----------
     def init_new_weights(self) -> None:

@@ -214,7 +214,7 @@ def test_trainable_parameter_counts_unchanged(flags):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        ({"prefix_init": "zeros", "prefix": True}, "--prefix_init must be"),
+        ({"prefix_init": "ones", "prefix": True}, "--prefix_init must be"),
         ({"prefix_init": "normal1"}, "only applies to --prefix or --prompt"),
         ({"prefix_dropout": 0.1, "prompt": True}, "only applies to --prefix"),
         ({"prefix_dropout": 1.0, "prefix": True}, r"must be in \[0, 1\)"),

@@ -41,7 +41,7 @@ def test_method_arguments_parse_as_part_of_another_dataclass():
         ({"prefix": True, "prompt": True}, "exclusive"),
         ({"prefix": True, "pre_seq_len": 0}, "--pre_seq_len must be >= 1"),
         ({"prefix_layers": "0"}, "only applies to --prefix"),
-        ({"prefix": True, "prefix_init": "zeros"}, "--prefix_init must be"),
+        ({"prefix": True, "prefix_init": "ones"}, "--prefix_init must be"),
         ({"prefix_dropout": 0.1, "prompt": True}, "only applies to --prefix"),
     ],
 )

@@ -9,6 +9,8 @@
 - Evaluation batches are grouped by length (training/eval_order.py); predictions come back in input order.
   `--train_sampling_strategy group_by_length` groups training batches only (HF 5 would reorder evaluation too).
 - `create_scheduler` adds the original's ×0.95-per-epoch schedule; `compute_loss` stops on a NaN/inf loss.
+- --head_learning_rate (`create_optimizer`: the head in its own param groups) and --head_warmup_epochs (the
+  HeadWarmup callback), training/levers.py; unset, the optimizer and training are HF's own.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from transformers import Trainer
 
 from training.best import best_entry, best_results, improves
 from training.eval_order import length_order, restore_order, token_loss
+from training.levers import HeadWarmup, split_head_groups
 from training.schedules import exponential_per_epoch
 
 logger = logging.getLogger(__name__)
@@ -77,6 +80,20 @@ class PTuningTrainer(Trainer):
         self._best_state, self._best_state_step = None, None  # CPU copy of the best epoch's state_dict
         self._first_loss, self._warned_epoch = None, None  # the exploding-loss warning
         self._training = False
+        if getattr(self.args, "head_warmup_epochs", 0):
+            self.add_callback(HeadWarmup(self.args.head_warmup_epochs))
+
+    # -- optimizer: --head_learning_rate ---------------------------------------------------------------------------
+    def create_optimizer(self, model=None):
+        """HF's optimizer; with --head_learning_rate the head's parameters (model.head_names()) in their own groups
+        at that rate (training/levers.py split_head_groups)."""
+        created = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        head_lr = getattr(self.args, "head_learning_rate", None)
+        if created and head_lr is not None:
+            head = self.model.head_names()
+            split_head_groups(optimizer, [p for n, p in self.model.named_parameters() if n in head], head_lr)
+        return optimizer
 
     # -- schedule --------------------------------------------------------------------------------------------------
     def create_scheduler(self, num_training_steps: int, optimizer=None):
