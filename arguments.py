@@ -181,7 +181,7 @@ class DataTrainingArguments:
     max_predict_samples: int | None = field(
         default=None, metadata={"help": "Truncate the test set (examples)."}
     )
-    template_id: int = field(default=0, metadata={"help": "Input template for WiC/WSC (0 or 1, see docs/REFERENCE.md)."})
+    template_id: int = field(default=0, metadata={"help": "WiC/WSC template: 0 or 1 (docs/REFERENCE.md)."})
 
     def __post_init__(self):
         if self.dataset_config_name is not None:
