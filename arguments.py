@@ -379,11 +379,13 @@ def get_args(argv: list[str] | None = None):
     return tuple(parsed)
 
 
-def args_payload(model_args, data_args, training_args, *family_args) -> dict:
-    """The resolved arguments as args.json records them: one section per dataclass ("qa_args" for QA's)."""
+def args_payload(model_args, data_args, training_args, *family_args, task=None) -> dict:
+    """The resolved arguments as args.json records them: one section per dataclass ("qa_args" for QA's); with a
+    `task` of your own data, the labels its training file resolved to as data_args.own_data (compared on resume)."""
+    own = {"own_data": task.own_data.description} if task is not None and task.own_data is not None else {}
     payload = {
         "model_args": {**dataclasses.asdict(model_args), "method": model_args.method},  # prefix, prompt …
-        "data_args": dataclasses.asdict(data_args),
+        "data_args": {**dataclasses.asdict(data_args), **own},
         "training_args": training_args.to_dict(),
     }
     for section, args in zip(family_arguments(), family_args, strict=True):
@@ -391,8 +393,7 @@ def args_payload(model_args, data_args, training_args, *family_args) -> dict:
     return payload
 
 
-def save_args(output_dir: str, model_args, data_args, training_args, *family_args) -> str:
-    """Write the resolved arguments as JSON (args.json) next to the results, atomically and only when they changed;
-    returns the path."""
-    text = json.dumps(args_payload(model_args, data_args, training_args, *family_args), indent=2, default=str)
+def save_args(output_dir: str, *parsed, task=None) -> str:
+    """args.json (args_payload of the parsed arguments) next to the results, atomically and only when it changed."""
+    text = json.dumps(args_payload(*parsed, task=task), indent=2, default=str)
     return write_record(os.path.join(output_dir, "args.json"), text)

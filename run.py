@@ -21,7 +21,7 @@ import torch
 import transformers
 from transformers import set_seed
 
-from arguments import args_payload, get_args
+from arguments import args_payload, get_args, save_args
 from model.checkpoint import task_record
 from model.loading import load_config, load_tokenizer, read_checkpoint
 from model.ptuning import PTuningError
@@ -36,7 +36,6 @@ from training.run_folder import (
     claim_for_training,
     clear_previous_run,
     refuse_training_folder_for_eval,
-    write_record,
 )
 from training.trainer import NonFiniteLossError, PTuningTrainer
 
@@ -75,7 +74,7 @@ def run(model_args, data_args, training_args, *family_args) -> dict:
         last_checkpoint = claim_for_training(
             training_args.output_dir,
             training_args.overwrite_output_dir,
-            args_record(task, model_args, data_args, training_args, *family_args),
+            args_payload(model_args, data_args, training_args, *family_args, task=task),
             resume_from_checkpoint=training_args.resume_from_checkpoint,  # checked against its own run's args.json
         )
     else:
@@ -130,10 +129,7 @@ def run(model_args, data_args, training_args, *family_args) -> dict:
         group_eval_by_length=training_args.group_eval_by_length,
     )
     if trainer.is_world_process_zero():
-        record = args_record(task, model_args, data_args, training_args, *family_args)
-        write_record(
-            os.path.join(training_args.output_dir, "args.json"), json.dumps(record, indent=2, default=str)
-        )
+        save_args(training_args.output_dir, model_args, data_args, training_args, *family_args, task=task)
     results = {}
 
     # -- train -----------------------------------------------------------------------------------------------------
@@ -250,15 +246,6 @@ def needed_splits(task, training_args) -> list[str]:
     if not splits:
         raise SystemExit("error: nothing to do: pass --do_train, --do_eval and/or --do_predict.")
     return splits
-
-
-def args_record(task, model_args, data_args, training_args, *family_args) -> dict:
-    """args.json: the resolved arguments and, for your own data, what its training file resolved to (labels, text
-    columns) as data_args.own_data, so a resumed run must have the same labels."""
-    payload = args_payload(model_args, data_args, training_args, *family_args)
-    if task.own_data is not None:
-        payload["data_args"]["own_data"] = task.own_data.description
-    return payload
 
 
 def load_ptuning_checkpoint(model, directory: str) -> None:

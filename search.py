@@ -12,15 +12,12 @@ order): the headline is the best one (mean ± std, n), then its best seed's valu
 A table of configurations and one of runs follow, with the test score (best_test_<METRIC>) when recorded and a column
 for every flag that varies; the runs go to a CSV (default `<search folder>/runs.csv`) and, when a flag varies, an SVG
 beside it plots the metric against each (training/sweep_report.py). Without the search folder, the runs under `--root`
-whose args.json names DATASET and a backbone MODEL names (training/run_records.py) are ranked, else exit 1 listing
-the backbones found. Marked, ranked last, never the headline and never in a mean: `*` a run without a readable
-args.json, `!` a run stopped by a non-finite loss. Unreadable files are skipped with a warning; exit 1 when no run
-can be ranked.
+whose args.json names DATASET and a backbone MODEL names (training/run_records.py) are ranked, else exit 1. Marked,
+ranked last, never the headline nor in a mean: `*` no readable args.json, `!` stopped by a non-finite loss.
 
-For search_script/search.sh: `python search.py --same-args RUN_DIR -- RUN.PY FLAGS...` exits 0 when run.py's own
-parser turns FLAGS into the result-changing arguments RUN_DIR/args.json recorded (training/flags.py), 1 with the
-differences, 3 without a readable args.json; `python search.py --finished RUN_DIR` exits 0 for a complete run's
-best_results.json, 1 with the reason otherwise.
+For search_script/search.sh: `search.py --same-args RUN_DIR -- RUN.PY FLAGS...` exits 0 when run.py's own parser
+turns FLAGS into the result-changing arguments RUN_DIR/args.json recorded (training/flags.py), 1 with the
+differences, 3 without a readable args.json; `search.py --finished RUN_DIR` exits 0 for a complete run, else 1.
 """
 
 from __future__ import annotations
@@ -70,8 +67,10 @@ def default_metric(dataset: str, run_args: dict | None) -> str:
     data_args = (run_args or {}).get("data_args", {})
     family, name = data_args.get("task_name"), data_args.get("dataset_name", dataset)
     if isinstance(family, str) and family and isinstance(name, str):
-        try:
-            return registry.get_task(family, name).main_metric
+        try:  # your own data: the task its recorded labels build (a regression file ranks by pearson)
+            task = registry.get_task(family, name)
+            own = data_args.get("own_data")
+            return (task.from_record({"own_data": own}) if own and task.own_data else task).main_metric
         except ValueError as e:  # args.json of a task this checkout does not register
             warn(f"{e}; ranking by the main metric of the datasets named {dataset!r}")
     metrics = {
@@ -142,6 +141,7 @@ def run_payload(flags: list[str]) -> dict:
     """The args.json payload run.py records for the run.py command line `flags` (--output_dir may be left out),
     parsed by run.py's own parser (search.py --same-args). ValueError (one line) when run.py would refuse them."""
     from arguments import args_payload, get_args  # run.py's own parser (imports transformers)
+    from tasks import get_task
 
     usage = io.StringIO()
     try:
@@ -150,7 +150,9 @@ def run_payload(flags: list[str]) -> dict:
     except SystemExit:  # get_args: one usage line, then exit 2
         reason = (usage.getvalue().strip().splitlines() or ["unknown"])[-1].partition("error: ")[2]
         raise ValueError(f"run.py refuses these flags: {reason or usage.getvalue().strip()}") from None
-    return json.loads(json.dumps(args_payload(*parsed), default=str))
+    data_args = parsed[1]  # your own data: resolved to its labels, as run.py does
+    task = get_task(data_args.task_name, data_args.dataset_name).resolve(data_args)
+    return json.loads(json.dumps(args_payload(*parsed, task=task), default=str))
 
 
 def args_differences(run_dir: str, flags: list[str]) -> list[str] | None:

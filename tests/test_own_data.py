@@ -263,6 +263,30 @@ def test_a_regression_file_trains_one_output_scored_by_correlation(tiny_bert, tm
     assert all(isinstance(r["prediction"], float) and r["scores"] is None for r in results)
 
 
+def test_search_ranks_a_regression_run_by_its_correlation_and_a_sweep_compares_the_labels(
+    tiny_bert, tmp_path
+):
+    """search.py's default metric is the resolved task's (pearson for regression, not the custom row's accuracy),
+    and a finished folder is the run a sweep would start only with the same resolved labels."""
+    import search
+
+    scores = [0.5, 4.0, 3.25, 1.0]
+    text = "sentence1,label\n" + "".join(f"{a},{s}\n" for (a, _, _), s in zip(PAIRS, scores, strict=True))
+    train = write(tmp_path / "train.csv", text)
+    _, out = train_run(tiny_bert, tmp_path, "glue", train, train, train)
+    assert search.default_metric("custom", read_json(os.path.join(out, "args.json"))) == "pearson"
+
+    sweep = ["--model_name_or_path", tiny_bert, "--task_name", "glue", "--dataset_name", "custom",
+             "--validation_file", train, "--test_file", train, "--output_dir", out,
+             "--do_train", "--do_eval", "--do_predict", *COMMON]  # fmt: skip
+    assert search.args_differences(out, [*sweep, "--train_file", train]) == []
+    # the same file with 0/1 labels: the same flags, other labels
+    classes = "sentence1,label\n" + "".join(f"{a},{k % 2}\n" for k, (a, _, _) in enumerate(PAIRS))
+    write(train, classes)
+    (line,) = search.args_differences(out, [*sweep, "--train_file", train])
+    assert line.startswith("--own_data: recorded {'labels': None, 'regression': True")
+
+
 @pytest.mark.parametrize(
     "labels,described",
     [
