@@ -328,8 +328,7 @@ def _usage_error(parser: HfArgumentParser, message: str) -> None:
 
 
 def get_args(argv: list[str] | None = None):
-    """Parse argv (default sys.argv[1:]) into (model_args, data_args, training_args, *family_args); unknown flags
-    are one clear error naming them. The dataset's forced family arguments (Task.args.overrides) are applied."""
+    """argv (default sys.argv[1:]) -> (model_args, data_args, training_args, *family_args), or one usage line."""
     argv = translate_old_flags(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     try:
@@ -355,7 +354,7 @@ def get_args(argv: list[str] | None = None):
         return get_args([*argv, "--eval_strategy", "epoch"])
     if training_args.do_train and training_args.eval_strategy == "no" and training_args.do_eval:
         logger.warning(
-            "--eval_strategy no: dev is scored once after training, so no best_results.json or best_model/ is written."
+            "--eval_strategy no: dev is scored once at the end; no best_results.json or best_model/."
         )
     untrained = not (training_args.do_train or model_args.ptuning_checkpoint)
     if untrained and (training_args.do_eval or training_args.do_predict):
@@ -367,8 +366,10 @@ def get_args(argv: list[str] | None = None):
         )
     task = get_task(data_args.task_name, data_args.dataset_name)
     if training_args.load_best_model_at_end and not training_args.metric_for_best_model_given:
-        # HF would rank checkpoints by the loss; the original's (and best_results.json's) rule is the main metric
-        training_args.metric_for_best_model, training_args.greater_is_better = task.main_metric, True
+        best = task.resolve(
+            data_args
+        ).main_metric  # HF would rank by the loss; own data: its file's (pearson ...)
+        training_args.metric_for_best_model, training_args.greater_is_better = best, True
     problem = resolve_lr_schedule(training_args, task, argv)
     if problem:
         _usage_error(parser, problem)

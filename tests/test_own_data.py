@@ -450,3 +450,16 @@ def argparse_like(**files):
     from types import SimpleNamespace
 
     return SimpleNamespace(**{"train_file": None, "validation_file": None, "test_file": None, **files})
+
+
+def test_load_best_model_at_end_ranks_checkpoints_by_the_files_metric(tiny_bert, tmp_path):
+    import arguments
+
+    scores = [0.5, 4.0, 3.25, 1.0]  # regression: pearson, not the custom row's accuracy
+    text = "sentence1,label\n" + "".join(f"{a},{s}\n" for (a, _, _), s in zip(PAIRS, scores, strict=True))
+    train = write(tmp_path / "train.csv", text)
+    argv = ["--model_name_or_path", tiny_bert, "--task_name", "glue", "--dataset_name", "custom", "--train_file",
+            train, "--validation_file", train, "--output_dir", str(tmp_path / "o"), "--do_train", "--do_eval",
+            "--eval_strategy", "epoch", "--save_strategy", "epoch", "--load_best_model_at_end"]  # fmt: skip
+    training_args = arguments.get_args(argv)[2]
+    assert (training_args.metric_for_best_model, training_args.greater_is_better) == ("pearson", True)
