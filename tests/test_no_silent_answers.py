@@ -343,3 +343,21 @@ def test_help_lists_the_projects_flags_first_in_sections_then_hf():
 def test_no_pin_memory_without_an_accelerator(tiny_bert, tmp_path):
     _, _, training_args, *_ = arguments.get_args(rte_argv(tiny_bert, tmp_path, tmp_path / "o", "--do_train"))
     assert training_args.dataloader_pin_memory is torch.accelerator.is_available()
+
+
+def test_a_tiny_token_task_run_prints_no_noise_and_ends_naming_best_results(tiny_bert, tmp_path):
+    """A real process: no pin_memory warning on a CPU, no UNEXPECTED-pooler load report for a token head, and
+    the last line names best_results.json (issue 34 item 5)."""
+    data = fixtures.conll2003(str(tmp_path / "ner"))
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", tiny_bert, "--task_name", "ner", "--dataset_name", "conll2003", "--data_dir",
+            data, "--output_dir", str(out), "--prefix", "--pre_seq_len", "4", "--max_seq_length", "48",
+            "--num_train_epochs", "1", "--report_to", "none", "--disable_tqdm", "true", "--do_train", "--do_eval"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "run.py", *argv], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    printed = proc.stdout + proc.stderr
+    assert "pin_memory" not in printed and "LOAD REPORT" not in printed and "UNEXPECTED" not in printed
+    assert proc.stdout.strip().splitlines()[-1].startswith(f"Results: {out}/best_results.json (also ")
