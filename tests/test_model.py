@@ -3,56 +3,24 @@
 Tiny random backbones from configs (no download). Numbers in assertions are formulas of the config sizes."""
 
 import copy
+from functools import partial
 
 import pytest
 import torch
 from transformers import (
     AutoModel,
-    BertConfig,
-    DebertaConfig,
-    DebertaV2Config,
-    ElectraConfig,
-    RobertaConfig,
 )
 
 from arguments import ModelArguments
 from model.backbones import shifted_position_ids
 from model.utils import TaskType, build_model
+from tiny import tiny_config
 
 H, L, HEADS, V, P = 32, 2, 4, 120, 5
-SIZES = dict(
-    vocab_size=V,
-    hidden_size=H,
-    num_hidden_layers=L,
-    num_attention_heads=HEADS,
-    intermediate_size=64,
-    max_position_embeddings=64,
-    num_labels=3,
-    pad_token_id=1,
-    hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0,
-)
+# the shared tiny configs (benchmarks/common/tiny.py) at 2 layers and HF's initializer_range
 CONFIGS = {
-    "bert": lambda: BertConfig(**SIZES),
-    "roberta": lambda: RobertaConfig(**SIZES),
-    "electra": lambda: ElectraConfig(**SIZES, embedding_size=H),
-    "deberta": lambda: DebertaConfig(
-        **SIZES,
-        relative_attention=True,
-        pos_att_type=["c2p", "p2c"],
-        position_biased_input=False,
-        max_relative_positions=16,
-    ),
-    "deberta-v2": lambda: DebertaV2Config(
-        **SIZES,
-        relative_attention=True,
-        pos_att_type=["p2c", "c2p"],
-        position_biased_input=False,
-        max_relative_positions=16,
-        position_buckets=8,
-        norm_rel_ebd="layer_norm",
-        share_att_key=True,
-    ),
+    kind: partial(tiny_config, kind, num_hidden_layers=L, initializer_range=0.02)
+    for kind in ("bert", "roberta", "electra", "deberta", "deberta-v2")
 }
 BACKBONES = ["bert", "roberta", "deberta", "deberta-v2"]
 
@@ -360,7 +328,7 @@ def test_a_backbone_saved_in_float16_loads_in_float32_unless_asked(tmp_path):
     --backbone_dtype is the one way to another dtype."""
     from model.utils import load_backbone
 
-    AutoModel.from_config(BertConfig(**SIZES)).half().save_pretrained(tmp_path)
+    AutoModel.from_config(CONFIGS["bert"]()).half().save_pretrained(tmp_path)
     assert {p.dtype for p in AutoModel.from_pretrained(tmp_path).parameters()} == {
         torch.float16
     }  # the 5.x default
