@@ -85,8 +85,11 @@ def run(model_args, data_args, training_args, *family_args) -> dict:
     raw = limit_samples(task.load(data_args, needed_splits(task, training_args)), data_args)
 
     # -- tokenizer, features, model --------------------------------------------------------------------------------
-    hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
-    hub["trust_remote_code"] = model_args.trust_remote_code
+    hub = dict(
+        cache_dir=model_args.cache_dir,
+        revision=model_args.model_revision,
+        trust_remote_code=model_args.trust_remote_code,
+    )
     config = load_config(model_args.config_name or model_args.model_name_or_path, task, **hub)
     tokenizer = load_tokenizer(
         model_args.tokenizer_name or model_args.model_name_or_path,
@@ -97,9 +100,8 @@ def run(model_args, data_args, training_args, *family_args) -> dict:
     )
     features = tokenize(raw, task, tokenizer, data_args)
     model = get_model(model_args, task.task_type, config)
-    model.task_record = task_record(
-        task, data_args, family_args, model_args.model_name_or_path
-    )  # for predict.py
+    # what predict.py needs to label raw records with this checkpoint, saved with it
+    model.task_record = task_record(task, data_args, family_args, model_args.model_name_or_path)
     if model_args.ptuning_checkpoint:
         load_ptuning_checkpoint(model, model_args.ptuning_checkpoint)
     if model_args.init_prefix_from:  # another run's prefix, and its head if the labels are this task's
