@@ -6,6 +6,7 @@
     python -m benchmarks.serving            K adapters on one backbone
     python -m benchmarks.reproduce          the method comparison on real data
     python -m benchmarks.eval_cost          evaluation cost, the original's protocol vs the default
+    python -m benchmarks.retrieval_sets     BEIR-layout retrieval sets from the shared data (for PT-Retrieval)
 
 The entries are the modules at this level (plus paths.py: where the data, runs, results and MiniLM are); their parts
 live in subpackages: common/ (shapes and batches, builders, tiny configs, the hand-written reference encoder, child
