@@ -33,6 +33,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.utils import ModelOutput
 
 from model.backbones import get_backbone
 from model.config import MethodConfig, PTuningError
@@ -167,15 +168,14 @@ class Encoder(nn.Module):
 
 
 @dataclass
-class BiEncoderOutput:
-    q: torch.Tensor  # (B, H)
-    p: torch.Tensor  # (N, H)
-    scores: torch.Tensor  # (B, N)
+class BiEncoderOutput(ModelOutput):
+    """A dict as HF Trainer reads it (`outputs["loss"]`); fields left None are not keys."""
+
     loss: torch.Tensor | None = None  # () with positive_idx
     correct: torch.Tensor | None = None  # () long with positive_idx
-
-    def __getitem__(self, key: str):  # HF Trainer reads outputs["loss"]
-        return getattr(self, key)
+    scores: torch.Tensor | None = None  # (B, N)
+    q: torch.Tensor | None = None  # (B, H)
+    p: torch.Tensor | None = None  # (N, H)
 
 
 class BiEncoder(nn.Module):
@@ -186,8 +186,8 @@ class BiEncoder(nn.Module):
       pooling        "cls" | "mean"; similarity "dot" | "cos"
     encode_questions(inputs) / encode_passages(inputs) -> (B, H); inputs: dict of input_ids, attention_mask,
       token_type_ids (B, T).
-    forward(questions, passages, positive_idx=None) -> BiEncoderOutput: q (B, H), p (N, H), scores (B, N) and, with
-      positive_idx (B,), DPR's loss and correct count (nll_loss).
+    forward(questions, passages, positive_idx=None) -> BiEncoderOutput (a ModelOutput): scores (B, N), q (B, H),
+      p (N, H) and, with positive_idx (B,), DPR's loss and correct count first (nll_loss).
     Frozen-backbone methods share `backbone` (registered once, as `backbone`); backbone-training methods give the
     passage encoder a deep copy of it (`question_model.backbone`, `ctx_model.backbone`).
     """
@@ -237,9 +237,9 @@ class BiEncoder(nn.Module):
         q, p = self.encode_questions(questions), self.encode_passages(passages)
         scores = similarity(q, p, self.similarity)  # (B, N)
         if positive_idx is None:
-            return BiEncoderOutput(q, p, scores)
+            return BiEncoderOutput(scores=scores, q=q, p=p)
         out = nll_loss(scores, positive_idx)
-        return BiEncoderOutput(q, p, scores, out.loss, out.correct)
+        return BiEncoderOutput(loss=out.loss, correct=out.correct, scores=scores, q=q, p=p)
 
     def num_parameters(self, only_trainable: bool = False) -> int:
         """Parameter count, a shared backbone once (the HF Trainer calls this for its FLOP estimate)."""

@@ -76,7 +76,8 @@ def test_forward_scores_every_question_against_every_passage():
     assert out.q.shape == (2, H) and out.p.shape == (4, H) and out.scores.shape == (2, 4)
     torch.testing.assert_close(out.scores, q @ p.T)
     torch.testing.assert_close(out.loss, nll_loss(q @ p.T, positive).loss)
-    assert out["loss"] is out.loss  # HF Trainer's access
+    assert out["loss"] is out.loss and out[0] is out.loss  # as HF Trainer reads it
+    assert "loss" not in model(questions, passages)  # no positives given: no loss key
 
 
 # -- one shared frozen backbone == two frozen copies ------------------------------------------------------------
@@ -137,9 +138,11 @@ def test_cls_and_mean_pooling_by_hand_on_a_padded_batch():
     torch.testing.assert_close(pool(hidden, mask, "mean"), by_hand)
 
 
+@pytest.mark.parametrize("method", ["prefix", "prompt"])
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
-def test_encoder_pools_its_hidden_states_and_ignores_padding(pooling):
-    model = build(pooling=pooling)
+def test_encoder_pools_its_hidden_states_and_ignores_padding(pooling, method):
+    """The prompt's own outputs are not pooled: hidden states are the real tokens' only."""
+    model = build(method, pooling=pooling)
     inputs = batch(3)
     hidden = model.question_model.hidden(inputs)  # (B, T, H)
     mask = inputs["attention_mask"]
