@@ -167,6 +167,28 @@ def test_encode_texts_groups_by_length_and_restores_input_order(tokenizer):
     assert widths == sorted(widths, reverse=True) and len(widths) == 3  # longest first, 3 batches
     assert all(not training and not grad for _, training, grad in encoder.calls)
     assert encoder.training  # its mode is restored
+    blocks = encode_texts(FirstToken(), tokenizer, texts, batch_size=2, max_length=32, block=4)
+    np.testing.assert_array_equal(blocks, got)  # tokenized and sorted 4 texts at a time: the same rows
+
+
+class Tower(nn.Module):
+    """A bi-encoder side as a bound method (`model.encode_passage`), with a submodule kept in eval mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.head, self.prefix = FirstToken(), nn.Linear(1, 1)
+
+    def encode_passage(self, input_ids, attention_mask, token_type_ids):
+        self.calls = (self.training, self.prefix.training)
+        return self.head(input_ids, attention_mask, token_type_ids)
+
+
+def test_encode_texts_sets_a_bound_methods_module_to_eval_and_restores_each_submodules_mode(tokenizer):
+    tower = Tower().train()
+    tower.head.eval()  # e.g. a frozen backbone kept in eval mode under a training prefix
+    encode_texts(tower.encode_passage, tokenizer, ["a b", "c"])
+    assert tower.calls == (False, False) and tower.head.calls[0][1:] == (False, False)
+    assert tower.training and tower.prefix.training and not tower.head.training
 
 
 def test_encode_texts_truncates_to_max_length(tokenizer):

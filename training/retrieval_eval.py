@@ -119,39 +119,45 @@ def encode_texts(
     max_length: int = 512,
     *,
     device: torch.device | str | None = None,
+    block: int = 100_000,
 ) -> np.ndarray:
     """Embeddings (N, d) float32 of `texts` (str, or (title, text) passages: `tokenize_texts`), row i for texts[i].
 
-    Batches of `batch_size` texts sorted by tokenized length, longest first (stable), each padded on the right to its
-    longest member; the attention mask keeps a text's vector independent of its batch-mates, so only the order needs
-    undoing (DPR pads everything to `max_length` instead: the same vectors up to float rounding). Runs under
-    torch.no_grad() with the encoder's module (`encode_fn` itself or the object of a bound method) in eval mode, its
-    train/eval mode restored afterwards. device: where the inputs go; default the module's parameters' device, else CPU.
+    Texts are tokenized `block` at a time (a corpus of millions never sits tokenized in memory); within a block,
+    batches of `batch_size` sorted by tokenized length, longest first (stable), each padded on the right to its longest
+    member. The attention mask keeps a text's vector independent of its batch-mates, so only the order needs undoing
+    (DPR pads everything to `max_length` instead: the same vectors up to float rounding). Runs under torch.no_grad()
+    with the encoder's module (`encode_fn` itself or the object of a bound method) in eval mode; every submodule's
+    train/eval mode is restored afterwards. device: where inputs go; default the module's parameters' device, or CPU.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size < 1 or block < 1:
+        raise ValueError(f"batch_size and block must be >= 1, got {batch_size} and {block}")
+    if not texts:
+        raise ValueError("no texts to encode")
     module = _owner(encode_fn)
-    if device is None:
-        param = next(module.parameters(), None) if module is not None else None
-        device = param.device if param is not None else torch.device("cpu")
-    rows = tokenize_texts(tokenizer, texts, max_length)
-    order = np.argsort(-np.array([len(r["input_ids"]) for r in rows], dtype=np.int64), kind="stable")
+    param = next(module.parameters(), None) if module is not None else None
+    device = device or (param.device if param is not None else torch.device("cpu"))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    was_training = module.training if module is not None else False
+    modes = {m: m.training for m in module.modules()} if module is not None else {}
     if module is not None:
         module.eval()
-    chunks = []
+    out = []
     try:
         with torch.no_grad():
-            for start in range(0, len(order), batch_size):
-                batch = _batch([rows[i] for i in order[start : start + batch_size]], pad_id, device)
-                chunks.append(encode_fn(*batch).float().cpu().numpy())  # (B, d)
+            for first in range(0, len(texts), block):
+                rows = tokenize_texts(tokenizer, texts[first : first + block], max_length)
+                order = np.argsort(-np.array([len(r["input_ids"]) for r in rows]), kind="stable")
+                vectors = [
+                    encode_fn(*_batch([rows[i] for i in order[b : b + batch_size]], pad_id, device))
+                    .float()
+                    .cpu()
+                    for b in range(0, len(order), batch_size)
+                ]  # (B, d) each, longest texts first
+                out.append(restore_order(torch.cat(vectors).numpy(), order))
     finally:
-        if module is not None:
-            module.train(was_training)
-    if not chunks:
-        raise ValueError("no texts to encode")
-    return restore_order(np.concatenate(chunks).astype(np.float32, copy=False), order)  # (N, d)
+        for m, training in modes.items():
+            m.training = training
+    return np.concatenate(out).astype(np.float32, copy=False)  # (N, d)
 
 
 # -- Corpus cache ---------------------------------------------------------------------------------------------
@@ -354,7 +360,6 @@ def evaluate_split(
     pooling: part of the key; by default encode_passage's `.pooling` attribute (PooledEncoder), else "".
     Without a cache the corpus is encoded on every call.
     """
-    corpus_ids = list(split.corpus)
 
     def encode_corpus() -> np.ndarray:
         passages = list(split.corpus.values())
@@ -376,23 +381,8 @@ def evaluate_split(
         )
         corpus_emb = cache.get_or_encode(key, encode_corpus)
 
-    query_ids = list(split.queries)
-    query_emb = encode_texts(
-        encode_query,
-        tokenizer,
-        list(split.queries.values()),
-        batch_size,
-        query_max_length or max_length,
-        device=device,
-    )
-    run = exact_search(
-        query_emb,
-        corpus_emb,
-        corpus_ids,
-        k,
-        query_ids=query_ids,
-        similarity=similarity,
-        chunk=chunk,
-        skip_identical_ids=True,
-    )
+    queries, length = list(split.queries.values()), query_max_length or max_length
+    query_emb = encode_texts(encode_query, tokenizer, queries, batch_size, length, device=device)
+    search = dict(similarity=similarity, chunk=chunk, skip_identical_ids=True)
+    run = exact_search(query_emb, corpus_emb, list(split.corpus), k, query_ids=list(split.queries), **search)
     return retrieval_scores(split.qrels, run), run
