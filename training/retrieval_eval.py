@@ -147,12 +147,11 @@ def encode_texts(
             for first in range(0, len(texts), block):
                 rows = tokenize_texts(tokenizer, texts[first : first + block], max_length)
                 order = np.argsort(-np.array([len(r["input_ids"]) for r in rows]), kind="stable")
-                vectors = [
-                    encode_fn(*_batch([rows[i] for i in order[b : b + batch_size]], pad_id, device))
-                    .float()
-                    .cpu()
+                batches = (
+                    _batch([rows[i] for i in order[b : b + batch_size]], pad_id, device)
                     for b in range(0, len(order), batch_size)
-                ]  # (B, d) each, longest texts first
+                )
+                vectors = [encode_fn(*batch).float().cpu() for batch in batches]  # (B, d) each, longest first
                 out.append(restore_order(torch.cat(vectors).numpy(), order))
     finally:
         for m, training in modes.items():
@@ -216,9 +215,8 @@ class CorpusCache:
             array = np.asarray(encode(), dtype=np.float32)
             if path:
                 os.makedirs(self.folder, exist_ok=True)
-                partial = (
-                    f"{path}.{os.getpid()}.tmp.npy"  # written whole, then renamed: no half files read back
-                )
+                # written whole, then renamed: a half-written file is never read back
+                partial = f"{path}.{os.getpid()}.tmp.npy"
                 np.save(partial, array)
                 os.replace(partial, path)
         self._memory[fingerprint] = array
@@ -243,9 +241,8 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     above = scores > cut  # (Q, n)
     tied = scores == cut
     keep = above | tied
-    over = np.nonzero(keep.sum(1) > k)[
-        0
-    ]  # rows with more ties at the cut than places left (rare on real vectors)
+    # rows with more ties at the cut than places left (rare on real vectors)
+    over = np.nonzero(keep.sum(1) > k)[0]
     if len(over):
         need = k - above[over].sum(1, keepdims=True)  # (R, 1) tied columns still to take
         keep[over] = above[over] | (tied[over] & (np.cumsum(tied[over], axis=1) <= need))  # exactly k per row
@@ -316,9 +313,8 @@ def exact_search(
             cols = _top_k(scores, min(depth, scores.shape[1]))  # (Q, k_chunk)
             cand_scores = np.concatenate([best_scores, np.take_along_axis(scores, cols, 1)], axis=1)
             cand_rows = np.concatenate([best_rows, cols + start], axis=1)  # (Q, k_best + k_chunk)
-            pick = np.lexsort((cand_rows, -cand_scores), axis=1)[
-                :, :depth
-            ]  # score desc, then corpus position
+            # score descending, then corpus position
+            pick = np.lexsort((cand_rows, -cand_scores), axis=1)[:, :depth]
             best_scores = np.take_along_axis(cand_scores, pick, 1)
             best_rows = np.take_along_axis(cand_rows, pick, 1)
 
