@@ -184,10 +184,10 @@ class BiEncoder(nn.Module):
     BiEncoder(backbone, method_config, pooling="cls", similarity="dot"):
       method_config  one encoder's method (retrieval_method_config); both encoders get it, each its own weights
       pooling        "cls" | "mean"; similarity "dot" | "cos"
-    encode_questions(inputs) / encode_passages(inputs) -> (B, H); inputs: dict of input_ids, attention_mask,
-      token_type_ids (B, T).
+    encode_questions / encode_passages(input_ids, attention_mask=None, token_type_ids=None) -> (B, H); inputs (B, T).
     forward(questions, passages, positive_idx=None) -> BiEncoderOutput (a ModelOutput): scores (B, N), q (B, H),
-      p (N, H) and, with positive_idx (B,), DPR's loss and correct count first (nll_loss).
+      p (N, H) and, with positive_idx (B,), DPR's loss and correct count first (nll_loss); questions / passages are
+      dicts of the encode_* arguments.
     Frozen-backbone methods share `backbone` (registered once, as `backbone`); backbone-training methods give the
     passage encoder a deep copy of it (`question_model.backbone`, `ctx_model.backbone`).
     """
@@ -225,16 +225,19 @@ class BiEncoder(nn.Module):
         for encoder in self.encoders():
             encoder.set_trainable()
 
-    def encode_questions(self, inputs: dict) -> torch.Tensor:
-        return self.question_model(**inputs)  # (B, H)
+    # training/retrieval_eval.py's encode_fn: pass these bound methods, not the encoder modules. Their owner is this
+    # model, so evaluation's eval() and its cache fingerprint (state_dict) cover the shared backbone, which an
+    # encoder of a frozen-backbone method only references.
+    def encode_questions(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        return self.question_model(input_ids, attention_mask, token_type_ids)  # (B, H)
 
-    def encode_passages(self, inputs: dict) -> torch.Tensor:
-        return self.ctx_model(**inputs)  # (N, H)
+    def encode_passages(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        return self.ctx_model(input_ids, attention_mask, token_type_ids)  # (N, H)
 
     def forward(
         self, questions: dict, passages: dict, positive_idx: torch.Tensor | None = None
     ) -> BiEncoderOutput:
-        q, p = self.encode_questions(questions), self.encode_passages(passages)
+        q, p = self.encode_questions(**questions), self.encode_passages(**passages)
         scores = similarity(q, p, self.similarity)  # (B, N)
         if positive_idx is None:
             return BiEncoderOutput(scores=scores, q=q, p=p)

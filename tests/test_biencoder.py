@@ -13,7 +13,8 @@ from transformers import AutoModel
 
 from model.biencoder import BiEncoder, nll_loss, pool, retrieval_method_config, similarity
 from model.ptuning import PTuningModel
-from tiny import TINY_SIZES, tiny_config
+from tiny import TINY_SIZES, bert_tokenizer, tiny_config
+from training.retrieval_eval import encode_texts, model_fingerprint
 
 L, H, P = TINY_SIZES["num_hidden_layers"], TINY_SIZES["hidden_size"], 4
 
@@ -72,7 +73,7 @@ def test_forward_scores_every_question_against_every_passage():
     questions, passages = batch(2, seed=3), batch(4, seed=4)
     positive = torch.tensor([0, 2])
     out = model(questions, passages, positive)
-    q, p = model.encode_questions(questions), model.encode_passages(passages)
+    q, p = model.encode_questions(**questions), model.encode_passages(**passages)
     assert out.q.shape == (2, H) and out.p.shape == (4, H) and out.scores.shape == (2, 4)
     torch.testing.assert_close(out.scores, q @ p.T)
     torch.testing.assert_close(out.loss, nll_loss(q @ p.T, positive).loss)
@@ -86,8 +87,8 @@ def test_shared_backbone_equals_two_frozen_copies(method):
     model = build(method)
     questions, passages = batch(3, seed=3), batch(4, seed=4)
     shared = {
-        "question_model": model.encode_questions(questions),
-        "ctx_model": model.encode_passages(passages),
+        "question_model": model.encode_questions(**questions),
+        "ctx_model": model.encode_passages(**passages),
     }
     inputs = {"question_model": questions, "ctx_model": passages}
     for name, encoder in zip(("question_model", "ctx_model"), model.encoders(), strict=True):
@@ -100,7 +101,7 @@ def test_shared_backbone_equals_two_frozen_copies(method):
         torch.testing.assert_close(shared[name], expected, atol=1e-6, rtol=0)
     # the two encoders differ (own prefixes), and from the bare backbone
     bare = model.backbone(**questions)[0][:, 0]
-    assert not torch.allclose(model.encode_passages(questions), shared["question_model"], atol=1e-2)
+    assert not torch.allclose(model.encode_passages(**questions), shared["question_model"], atol=1e-2)
     assert not torch.allclose(bare, shared["question_model"], atol=1e-2)
     # one backbone's parameters, held once; two prompts besides
     prompt = P * (2 * L * H if method == "prefix" else H)
@@ -122,7 +123,7 @@ def test_prefix_positions_are_unshifted():
     reference.prefix_encoder.load_state_dict(model.question_model.prefix_encoder.state_dict())
     assert model.method_config.shift_positions is False
     assert not torch.allclose(
-        model.encode_questions(questions), reference.encode(**questions)[:, 0], atol=1e-3
+        model.encode_questions(**questions), reference.encode(**questions)[:, 0], atol=1e-3
     )
 
 
@@ -149,9 +150,9 @@ def test_encoder_pools_its_hidden_states_and_ignores_padding(pooling, method):
     for b in range(3):
         n = int(mask[b].sum())
         by_hand = hidden[b, 0] if pooling == "cls" else hidden[b, :n].sum(0) / n
-        torch.testing.assert_close(model.encode_questions(inputs)[b], by_hand)
+        torch.testing.assert_close(model.encode_questions(**inputs)[b], by_hand)
         alone = {k: v[b : b + 1, :n] for k, v in inputs.items()}  # the row without its padding
-        torch.testing.assert_close(model.encode_questions(alone)[0], by_hand, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model.encode_questions(**alone)[0], by_hand, atol=1e-5, rtol=1e-5)
 
 
 def test_cosine_similarity_by_hand():
@@ -216,8 +217,36 @@ def test_backbone_training_methods_get_two_backbone_copies(method):
     assert model.num_parameters() == 2 * size
     assert model.num_parameters(only_trainable=True) == (2 * size if method == "finetune" else 2 * biases)
     inputs = batch(2)
-    torch.testing.assert_close(model.encode_questions(inputs), model.encode_passages(inputs))  # same start
+    torch.testing.assert_close(
+        model.encode_questions(**inputs), model.encode_passages(**inputs)
+    )  # same start
     out = model(inputs, batch(3, seed=5), torch.tensor([0, 1]))
     out.loss.backward()
     assert q.encoder.layer[0].output.dense.bias.grad.abs().sum() > 0
     assert c.encoder.layer[0].output.dense.bias.grad.abs().sum() > 0
+
+
+# -- the evaluation's encoder interface (training/retrieval_eval.py) -------------------------------------------------
+def test_bound_encode_methods_serve_the_evaluation():
+    """`model.encode_passages` is an encode_fn: its owner is the whole model, so evaluation puts the SHARED backbone in
+    eval mode (dropout off) and gives it back in train mode; the vectors are the model's own."""
+
+    tokenizer = bert_tokenizer()
+    torch.manual_seed(0)
+    config = tiny_config("bert", vocab_size=len(tokenizer), hidden_dropout_prob=0.5)
+    backbone = AutoModel.from_config(config, attn_implementation="sdpa")
+    model = BiEncoder(backbone, retrieval_method_config(config, "prefix", P)).train()
+    passages = [("Paris", "Paris is the capital of France."), ("Fox", "The quick brown fox.")]
+    got = encode_texts(model.encode_passages, tokenizer, passages, batch_size=1, max_length=16)
+    assert model.backbone.training and model.ctx_model.training  # modes given back
+    model.eval()
+    rows = tokenizer([t for t, _ in passages], [x for _, x in passages], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model.encode_passages(**rows).numpy()
+    assert got.shape == (2, TINY_SIZES["hidden_size"])
+    assert abs(got - expected).max() < 1e-5  # dropout 0.5 left on anywhere would move them
+    # the cache key covers the shared backbone: another backbone weight, another fingerprint
+    before = model_fingerprint(model)
+    with torch.no_grad():
+        model.backbone.embeddings.word_embeddings.weight[5, 0] += 1
+    assert model_fingerprint(model) != before
