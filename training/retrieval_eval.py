@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from model.biencoder import POOLINGS, pool
 from tasks.retrieval_data import RetrievalSplit
 from tasks.retrieval_metrics import retrieval_scores
 from training.eval_order import restore_order
@@ -34,7 +35,6 @@ EncodeFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 Text = str | tuple[str, str]  # a query, or a passage as (title, text)
 Run = dict[str, dict[str, float]]
 SIMILARITIES = ("dot", "cos")
-POOLINGS = ("mean", "cls")
 
 
 # -- Encoding -------------------------------------------------------------------------------------------------
@@ -56,11 +56,7 @@ class PooledEncoder(nn.Module):
         hidden = self.backbone(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         ).last_hidden_state  # (B, T, H)
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]  # (B, H); padding is on the right
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, H)
+        pooled = pool(hidden, attention_mask, self.pooling)  # (B, H), the bi-encoder's pooling
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
 
