@@ -98,9 +98,16 @@ class MultipleChoiceCollator:
 
 
 def build_collator(task, tokenizer, data_args, training_args):
-    multiple = 8 if (training_args.fp16 or training_args.bf16) else None
-    if task.hints.collator == "token_classification":
-        return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=multiple)
+    """The batch collator. Static padding (--pad_to_max_length) has one shape already; dynamic padding pads each
+    batch to its longest row, rounded up to --pad_to_multiple_of (training/levers.py; set by --torch_compile) or to
+    8 under --fp16/--bf16. Padded positions are masked (attention_mask 0, tag labels -100), except in QA's span
+    softmax (training/levers.py says what the rounding changes)."""
+    half = 8 if (training_args.fp16 or training_args.bf16) else None
+    multiple = getattr(training_args, "pad_to_multiple_of", None) or half
+    if task.hints.collator == "token_classification":  # pads labels with -100; static rows are full already
+        return DataCollatorForTokenClassification(
+            tokenizer, pad_to_multiple_of=half if data_args.pad_to_max_length else multiple
+        )
     if data_args.pad_to_max_length:
         return default_data_collator
     if task.hints.collator == "multiple_choice":

@@ -1,21 +1,34 @@
-"""Head levers from the transfer-learning literature, as training flags whose defaults change nothing:
+"""Training levers as flags whose defaults change nothing: two head levers from the transfer-learning literature,
+and the padding buckets of compiled runs:
 
 - --head_learning_rate: the head in its own optimizer param groups (a new head next to a trained or small prefix
   often wants a larger step); the learning-rate schedule scales every group alike.
 - --head_warmup_epochs N: only the head trains for the first N epochs, then everything the method trains, as
   LP-FT (Kumar et al., 2022: linear probing, then fine-tuning) keeps a random head from distorting the features
   (here: a transferred prefix, BitFit's biases or a fine-tuned backbone).
+- --pad_to_multiple_of N: dynamic padding (--pad_to_max_length False) rounds each batch's length up to a multiple
+  of N, so a --torch_compile run sees a few shapes (buckets) instead of one per batch length. The masks hide the
+  extra padding: a model predicts the same. It is still a result-changing flag: dropout masks are drawn for
+  (B, T, H) tensors, so a longer T draws others and trains another run; and QA's span softmax covers the padded
+  positions (as HF's and the original's heads), so its loss changes with T. Unset under --torch_compile:
+  COMPILE_PAD_MULTIPLE.
 
 TrainingLevers is a mixin of run.py's training arguments (arguments.py PTuningTrainingArguments); the trainer
-(training/trainer.py) applies them through public surfaces: create_optimizer, and the HeadWarmup callback.
+(training/trainer.py) applies them through public surfaces: create_optimizer, and the HeadWarmup callback; the collators
+(training/data.py build_collator) apply --pad_to_multiple_of.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
 from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+COMPILE_PAD_MULTIPLE = 32  # --torch_compile's bucket width: max_seq_length 128 -> at most 4 lengths per split
 
 
 @dataclass
@@ -36,8 +49,18 @@ class TrainingLevers:
             "fine-tuned backbone frozen), then everything (LP-FT). Resumes exactly. Default 0: all from the start."
         },
     )
+    pad_to_multiple_of: int | None = field(
+        default=None,
+        metadata={
+            "help": "Dynamic padding (--pad_to_max_length False): pad each batch to a multiple of N tokens (shape "
+            "buckets for --torch_compile; the same predictions, other dropout masks). Default: the batch's longest "
+            f"row (8 under --fp16/--bf16), or {COMPILE_PAD_MULTIPLE} under --torch_compile."
+        },
+    )
 
     def __post_init__(self):
+        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
+            raise ValueError(f"--pad_to_multiple_of must be >= 1, got {self.pad_to_multiple_of}.")
         lr = self.head_learning_rate
         if lr is not None and not 0.0 < lr < math.inf:  # `not 0 < x` also refuses NaN
             raise ValueError(f"--head_learning_rate must be a positive number, got {lr}.")
@@ -54,7 +77,14 @@ class TrainingLevers:
             )
         if self.deepspeed and (lr is not None or self.head_warmup_epochs):
             raise ValueError("--head_learning_rate and --head_warmup_epochs do not apply under --deepspeed.")
-        super().__post_init__()
+        super().__post_init__()  # HF's: --torch_compile_backend/_mode turn --torch_compile on
+        if self.torch_compile and self.pad_to_multiple_of is None:
+            self.pad_to_multiple_of = COMPILE_PAD_MULTIPLE
+            logger.warning(
+                "--torch_compile: dynamic padding pads each batch to a multiple of %d tokens (--pad_to_multiple_of), "
+                "so the compiled model sees a few shapes.",
+                COMPILE_PAD_MULTIPLE,
+            )
 
 
 def split_head_groups(optimizer, head_params, lr: float) -> None:
