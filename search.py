@@ -30,7 +30,6 @@ import os
 import sys
 
 from training.flags import sweep_differences
-from training.run_folder import read_args as read_recorded_args
 from training.run_records import (  # noqa: F401  (backbone, tag_matches: search.<name> in tests)
     HPARAMS,
     NAMED,
@@ -159,8 +158,9 @@ def args_differences(run_dir: str, flags: list[str]) -> list[str] | None:
     """How run_dir/args.json differs from the run that the run.py command line `flags` would start, parsed by
     run.py's own parser and compared by the resume rule plus what the sweep scores (training/flags.py); one line each,
     [] = the same run, None when args.json is missing or unreadable. Imports run.py's arguments (transformers)."""
-    recorded = read_recorded_args(run_dir)
-    if recorded is None:
+    try:
+        recorded = read_args(run_dir)
+    except (OSError, ValueError):
         return None
     try:
         current = run_payload(flags)

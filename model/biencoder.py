@@ -38,6 +38,7 @@ from transformers.utils import ModelOutput
 from model.backbones import get_backbone
 from model.config import MethodConfig, PTuningError
 from model.methods import METHODS
+from model.ptuning import init_new_weights
 
 POOLINGS = ("cls", "mean")
 SIMILARITIES = ("dot", "cos")
@@ -143,13 +144,7 @@ class Encoder(nn.Module):
     def init_new_weights(self) -> None:
         """N(0, initializer_range) weights, zero biases for the method's new modules, as HF's init gave the
         original's prefix embedding (§2.6); then --prefix_init."""
-        std = self.config.initializer_range
-        for module in self.modules():
-            weight = getattr(module, "weight", None)
-            if isinstance(module, (nn.Linear, nn.Embedding)) and id(weight) not in self._pretrained:
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
+        init_new_weights(self, self._pretrained, self.config.initializer_range)
         self.method_impl.initialise(self.method_config.prefix_init, self.backbone)
 
     def set_trainable(self) -> None:

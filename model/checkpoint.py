@@ -26,14 +26,15 @@ from model.config import PTuningError
 META_KEY = "ptuning_meta"
 
 
+# the backbone's sizes a checkpoint records (its HF config's fields): another backbone is refused
+SIZE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads")
+
+
 def meta(model) -> dict:
     """What a checkpoint of `model` was built for: backbone sizes (HF config), method, head."""
     config = model.config
     return {
-        "model_type": config.model_type,
-        "hidden_size": config.hidden_size,
-        "num_hidden_layers": config.num_hidden_layers,
-        "num_attention_heads": config.num_attention_heads,
+        **{key: getattr(config, key) for key in SIZE_KEYS},
         **model.method_config.checkpoint_fields(),
         "task_type": model.task_type,
         "num_labels": config.num_labels,

@@ -23,10 +23,8 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from model.backbones import get_backbone
-from model.checkpoint import read_meta, resolve_checkpoint_dir
+from model.checkpoint import SIZE_KEYS, read_meta, resolve_checkpoint_dir
 from model.config import PTuningError
-
-SIZE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads")
 
 
 def looks_local(path: str) -> bool:

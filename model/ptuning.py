@@ -17,6 +17,17 @@ from model.config import MethodConfig, PTuningError  # PTuningError is also impo
 from model.methods import METHODS, in_backbone
 
 
+def init_new_weights(module: nn.Module, pretrained: set[int], std: float) -> None:
+    """N(0, std) weights and zero biases for every Linear/Embedding of `module` whose weight is not among the
+    `pretrained` parameter ids (the backbone's): what HF's init gave the original's new modules."""
+    for sub in module.modules():
+        new = getattr(sub, "weight", None) is not None and id(sub.weight) not in pretrained
+        if new and isinstance(sub, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(sub.weight, mean=0.0, std=std)
+            if getattr(sub, "bias", None) is not None:
+                nn.init.zeros_(sub.bias)
+
+
 class PTuningModel(nn.Module):
     _keys_to_ignore_on_save = None  # read by HF Trainer after loading a checkpoint
     accepts_loss_kwargs = False  # losses are means over the batch: HF Trainer scales them for accumulation
@@ -65,13 +76,7 @@ class PTuningModel(nn.Module):
 
     # -- initialisation: N(0, initializer_range), biases 0, as HF init gave the original's new modules ----------
     def init_new_weights(self) -> None:
-        std = self.config.initializer_range
-        for module in self.modules():
-            new = getattr(module, "weight", None) is not None and id(module.weight) not in self._pretrained
-            if new and isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
+        init_new_weights(self, self._pretrained, self.config.initializer_range)
 
     # -- the prefix method's parts, kept for tests/test_backbones.py and benchmarks/gpu_reference.py ----------------
     @property

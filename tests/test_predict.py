@@ -563,7 +563,13 @@ def test_every_output_line_is_strict_json(trained, tmp_path):
         raise AssertionError(f"{constant} is not JSON")
 
     with open(out) as f:
-        assert all(json.loads(line, parse_constant=refuse) for line in f)
+        lines = [json.loads(line, parse_constant=refuse) for line in f]
+    for line in lines:  # finite probabilities: per label summing to 1, per word in (0, 1]
+        scores = line["scores"]
+        if isinstance(scores, dict):
+            assert sum(scores.values()) == pytest.approx(1.0, abs=1e-6)
+        elif isinstance(scores, list):
+            assert scores and all(0.0 < s <= 1.0 for s in scores)
 
 
 def test_the_python_api_takes_records_as_the_cli_does(trained):

@@ -18,6 +18,7 @@ import socket
 import time
 import zipfile
 
+from training import run_records
 from training.flags import identity_differences
 
 logger = logging.getLogger(__name__)
@@ -93,13 +94,12 @@ def _is_run_output(name: str) -> bool:
 
 
 def read_args(output_dir: str) -> dict | None:
-    """The run's args.json payload ({"model_args": {...}, ...}); None when missing, unreadable or not an object."""
+    """The run's args.json payload ({"model_args": {...}, ...}); None when missing, unreadable or malformed
+    (training/run_records.read_args, which says why)."""
     try:
-        with open(os.path.join(output_dir, "args.json")) as f:
-            payload = json.load(f)
+        return run_records.read_args(output_dir)
     except (OSError, ValueError):
         return None
-    return payload if isinstance(payload, dict) else None
 
 
 def write_record(path: str, text: str) -> str:
